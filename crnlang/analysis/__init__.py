@@ -1,0 +1,2 @@
+"""Network analysis: stoichiometry, conservation laws, bounds, elimination, graph facts."""
+from .types import Analysis, ConservationLaw, Elimination  # noqa: F401

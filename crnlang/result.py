@@ -1,0 +1,72 @@
+"""The ``Result`` every solver returns (FSP, SSA, the neural methods)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Result:
+    """Time series of a solved model.
+
+    Shapes: T saved times. ``species`` are full names (all species, eliminated ones included;
+    lattice sites as ``X[3]`` / ``X[1,2]``).
+
+    means, variances:   name -> (T,)       per species and per numeric observable
+    marginals:          name -> (T, M)     P(x = 0..M-1) per species
+    probs:              name -> (T,)       per boolean observable
+    stderr:             "mean:X" / "prob:low" / ... -> (T,)  standard errors (sampling methods)
+    edge_mass:          (T,) probability on the truncation edge (FSP), or None
+    extra:              anything method-specific worth saving (rare-event estimates, losses)
+    """
+
+    method: str
+    model_name: str
+    times: np.ndarray
+    species: tuple[str, ...]
+    means: dict[str, np.ndarray]
+    variances: dict[str, np.ndarray]
+    marginals: dict[str, np.ndarray] = field(default_factory=dict)
+    probs: dict[str, np.ndarray] = field(default_factory=dict)
+    stderr: dict[str, np.ndarray] = field(default_factory=dict)
+    edge_mass: np.ndarray | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    wall_seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def _get(self, table: dict, name: str, what: str) -> np.ndarray:
+        if name not in table:
+            from .errors import CRNError, did_you_mean
+
+            raise CRNError(f"no {what} named '{name}' in this result",
+                           hint=did_you_mean(name, table) or f"known: {', '.join(table)}")
+        return table[name]
+
+    def mean(self, name: str) -> np.ndarray:
+        return self._get(self.means, name, "species or numeric observable")
+
+    def var(self, name: str) -> np.ndarray:
+        return self._get(self.variances, name, "species or numeric observable")
+
+    def std(self, name: str) -> np.ndarray:
+        return np.sqrt(np.maximum(self.var(name), 0.0))
+
+    def marginal(self, name: str, t: float) -> np.ndarray:
+        """P(name = 0..M-1) at the saved time nearest ``t``."""
+        table = self._get(self.marginals, name, "species marginal")
+        return table[self.time_index(t)]
+
+    def prob(self, observable: str) -> np.ndarray:
+        return self._get(self.probs, observable, "boolean observable")
+
+    def time_index(self, t: float) -> int:
+        return int(np.argmin(np.abs(np.asarray(self.times) - t)))
+
+    def save(self, directory) -> list:
+        """Write summary.json, results.npz and PNG plots into ``directory``; returns the paths."""
+        from .io.results import save_result
+
+        return save_result(self, directory)

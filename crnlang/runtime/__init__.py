@@ -1,0 +1,1 @@
+"""What every generated solver module links against: networks, samplers, optimisers, stepping."""

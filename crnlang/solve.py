@@ -1,0 +1,85 @@
+"""``crnlang.solve``: merge settings, pick the method, dispatch to a backend."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import replace
+
+from .errors import CRNError
+from .model.ir import Model, Settings
+
+METHODS = ("tdvp", "ngd", "adam", "fsp", "ssa", "auto")
+NEURAL = ("tdvp", "ngd", "adam")
+FSP_AUTO_LIMIT = 2_000_000      # states; above this `auto` does not pick FSP
+
+_ALIASES = {"lambda": "lam"}
+
+
+def settings_with(model: Model, method: str | None, overrides: dict) -> Settings:
+    """The model's settings updated by ``method`` and keyword overrides (validated names)."""
+    known = set(Settings.__dataclass_fields__)
+    changes = {}
+    for key, value in overrides.items():
+        key = _ALIASES.get(key, key)
+        if key not in known:
+            from .errors import did_you_mean
+
+            raise CRNError(f"unknown solver setting '{key}'",
+                           hint=did_you_mean(key, known) or f"valid settings: {', '.join(sorted(known))}")
+        changes[key] = value
+    if method is not None:
+        changes["method"] = method
+    settings = model.settings.updated(**changes)
+    if settings.method not in METHODS:
+        raise CRNError(f"unknown method '{settings.method}'", hint=f"use one of {', '.join(METHODS)}")
+    return settings
+
+
+def choose_method(model: Model, analysis) -> str:
+    """``auto``: exact FSP when the reduced, bounded box is small enough, else TDVP, else SSA."""
+    if analysis.unbounded():
+        return "ssa"
+    if analysis.log10_reduced is not None and analysis.log10_reduced <= 6.3:
+        return "fsp"
+    return "tdvp"
+
+
+def _as_model(model) -> Model:
+    if isinstance(model, Model):
+        return model
+    from . import load, parse
+
+    if isinstance(model, os.PathLike) or (isinstance(model, str) and model.endswith(".crn")
+                                          and "\n" not in model):
+        return load(model)
+    if isinstance(model, str):
+        return parse(model)
+    raise TypeError(f"expected a Model, .crn text or a path, got {type(model).__name__}")
+
+
+def solve(model, method: str | None = None, params: dict | None = None, **overrides):
+    """See ``crnlang.solve``."""
+    model = _as_model(model)
+    if params:
+        from .model.lower import with_params
+
+        model = with_params(model, params)
+    settings = settings_with(model, method, overrides)
+    model = replace(model, settings=settings)
+    chosen = settings.method
+    if chosen == "auto":
+        from . import analyze
+
+        chosen = choose_method(model, analyze(model))
+        model = model.with_settings(method=chosen)
+    start = time.perf_counter()
+    if chosen == "fsp":
+        from .reference.fsp import solve_fsp as backend
+    elif chosen == "ssa":
+        from .reference.ssa import solve_ssa as backend
+    else:
+        from .runtime.solver import solve_neural as backend
+    result = backend(model)
+    if not result.wall_seconds:
+        result.wall_seconds = time.perf_counter() - start
+    return result
