@@ -57,8 +57,10 @@ def _as_model(model) -> Model:
     raise TypeError(f"expected a Model, .crn text or a path, got {type(model).__name__}")
 
 
-def solve(model, method: str | None = None, params: dict | None = None, **overrides):
-    """See ``crnlang.solve``."""
+def solve(model, method: str | None = None, params: dict | None = None, *,
+          checkpoint_dir=None, resume: bool = False, progress: bool = False, **overrides):
+    """See ``crnlang.solve``. ``checkpoint_dir``/``resume``/``progress`` apply to the neural
+    methods (a killed run continues from its last checkpoint with ``resume=True``)."""
     model = _as_model(model)
     if params:
         from .model.lower import with_params
@@ -74,12 +76,18 @@ def solve(model, method: str | None = None, params: dict | None = None, **overri
         model = model.with_settings(method=chosen)
     start = time.perf_counter()
     if chosen == "fsp":
-        from .reference.fsp import solve_fsp as backend
+        from .reference.fsp import solve_fsp
+
+        result = solve_fsp(model)
     elif chosen == "ssa":
-        from .reference.ssa import solve_ssa as backend
+        from .reference.ssa import solve_ssa
+
+        result = solve_ssa(model)
     else:
-        from .runtime.solver import solve_neural as backend
-    result = backend(model)
+        from .runtime.solver import solve_neural
+
+        result = solve_neural(model, checkpoint_dir=checkpoint_dir, resume=resume,
+                              progress=progress)
     if not result.wall_seconds:
         result.wall_seconds = time.perf_counter() - start
     return result

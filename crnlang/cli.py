@@ -1,0 +1,304 @@
+"""The ``crnlang`` command: a thin shell over the Python API.
+
+Exit status: 0 success, 1 a model error (printed as FILE:LINE:COL: error: ...), 2 a usage error.
+No input, however broken, produces a Python traceback (set CRNLANG_DEBUG=1 to see one for an
+internal error).
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import CRNError
+
+_SECTIONS = {
+    "solve": None, "network": {"kind": "network"}, "sampling": {"kind": "sampling"},
+    "rare": None,
+}
+
+
+def _fail(err: CRNError) -> None:
+    click.echo(err.format(), err=True)
+    sys.exit(1)
+
+
+def guarded(command):
+    """Turn CRNError into a printed diagnostic (exit 1) and any other crash into one line."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except CRNError as err:
+            _fail(err)
+        except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - last line of defence: never a traceback
+            if os.environ.get("CRNLANG_DEBUG"):
+                raise
+            click.echo(f"crnlang: internal error: {type(exc).__name__}: {exc}\n"
+                       "hint: this is a bug in crnlang; rerun with CRNLANG_DEBUG=1 for a "
+                       "traceback and report it", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+def parse_value(text: str):
+    """A --set value: int, float, bool, a list of names (a,b) or a bare word."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text.strip()
+
+
+def parse_overrides(assignments) -> tuple[dict, dict]:
+    """``--set solve.dt=1e-3 --set param.c1=3`` -> (settings overrides, param overrides)."""
+    from .model.ir import Settings
+
+    settings, params = {}, {}
+    known = set(Settings.__dataclass_fields__) | {"lambda"}
+    for item in assignments:
+        if "=" not in item:
+            raise click.UsageError(f"--set expects KEY=VALUE, got '{item}'")
+        key, value = item.split("=", 1)
+        key = key.strip()
+        section, _, name = key.rpartition(".")
+        if section == "param":
+            try:
+                params[name] = float(value)
+            except ValueError:
+                raise click.UsageError(f"--set {key}: '{value}' is not a number") from None
+            continue
+        if section and section not in _SECTIONS:
+            raise click.UsageError(f"--set {key}: unknown section '{section}' "
+                                   f"(use solve., network., sampling., rare or param.)")
+        name = (_SECTIONS.get(section) or {}).get(name, name)
+        if section == "rare" or name == "rare":
+            settings["rare"] = tuple(v.strip() for v in value.split(",") if v.strip())
+            continue
+        if name not in known:
+            import difflib
+
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise click.UsageError(f"--set {key}: unknown setting '{name}'{hint}")
+        settings[name] = parse_value(value)
+    return settings, params
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="crnlang", prog_name="crnlang")
+def cli():
+    """crnlang: stochastic chemical reaction networks, from a .crn file to a solved CME."""
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@guarded
+def check(files):
+    """Parse and check .crn FILES; print FILE:LINE:COL: error: ... for every problem."""
+    from .model.lower import check_file
+
+    failed = False
+    for path in files:
+        for err in check_file(path):
+            click.echo(err.format(), err=True)
+            failed = True
+    if failed:
+        sys.exit(1)
+    click.echo(f"ok: {len(files)} file{'s' if len(files) != 1 else ''} clean")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="print the analysis as JSON")
+@guarded
+def analyze(file, as_json):
+    """Conservation laws, bounds, eliminated species and state-space size of FILE."""
+    import crnlang
+
+    analysis = crnlang.analyze(crnlang.load(file))
+    if as_json:
+        click.echo(json.dumps(analysis.to_dict(), indent=2))
+    else:
+        click.echo(analysis.report())
+
+
+@cli.command("compile")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the module here")
+@guarded
+def compile_command(file, output):
+    """Generate the specialised PyTorch solver module of FILE."""
+    import crnlang
+
+    source = crnlang.emit(crnlang.load(file))
+    if output:
+        _atomic_write(Path(output), source)
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(source, nl=False)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _load_with_overrides(file, assignments):
+    import crnlang
+    from .model.lower import with_params
+
+    settings, params = parse_overrides(assignments)
+    model = crnlang.load(file)
+    if params:
+        model = with_params(model, params)
+    return model, settings
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--method", type=click.Choice(["tdvp", "ngd", "adam", "fsp", "ssa", "auto"]),
+              help="override @solve(method=...)")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="override a setting: solve.dt=1e-3, network.hidden=32, param.c1=3 ...")
+@click.option("--out", type=click.Path(file_okay=False), help="output folder (default out/<model>/)")
+@click.option("--resume", is_flag=True, help="continue a killed neural run from its checkpoint")
+@click.option("--no-plots", is_flag=True, help="skip the PNG plots")
+@click.option("-q", "--quiet", is_flag=True, help="no progress bar")
+@guarded
+def solve(file, method, assignments, out, resume, no_plots, quiet):
+    """Solve the CME of FILE and write summary.json, results.npz and plots."""
+    from .solve import solve as run_solve
+
+    model, settings = _load_with_overrides(file, assignments)
+    out_dir = Path(out) if out else Path("out") / model.name
+    result = run_solve(model, method=method, checkpoint_dir=out_dir / "checkpoint",
+                       resume=resume, progress=not quiet and sys.stderr.isatty(), **settings)
+    written = result.save(out_dir) if not no_plots else _save_without_plots(result, out_dir)
+    click.echo(format_summary(result))
+    click.echo(f"wrote {len(written)} files to {out_dir}/")
+
+
+def _save_without_plots(result, out_dir):
+    from .io.results import save_result
+
+    return save_result(result, out_dir, plots=False)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("-n", "--runs", default=1000, show_default=True, help="number of SSA trajectories")
+@click.option("--seed", type=int, help="random seed")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="as for solve")
+@click.option("--out", type=click.Path(file_okay=False), help="output folder (default out/<model>/ssa)")
+@click.option("--no-plots", is_flag=True, help="skip the PNG plots")
+@guarded
+def simulate(file, runs, seed, assignments, out, no_plots):
+    """Gillespie simulation (SSA) of FILE: means, variances and histograms over RUNS."""
+    from .solve import solve as run_solve
+
+    model, settings = _load_with_overrides(file, assignments)
+    settings["batch"] = runs
+    if seed is not None:
+        settings["seed"] = seed
+    result = run_solve(model, method="ssa", **settings)
+    out_dir = Path(out) if out else Path("out") / model.name / "ssa"
+    written = result.save(out_dir) if not no_plots else _save_without_plots(result, out_dir)
+    click.echo(format_summary(result))
+    click.echo(f"wrote {len(written)} files to {out_dir}/")
+
+
+@cli.command("import")
+@click.argument("xml", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the .crn here")
+@click.option("--lenient", is_flag=True, help="turn unsupported SBML features into warnings")
+@guarded
+def import_command(xml, output, lenient):
+    """Convert an SBML model to .crn text."""
+    from .io.sbml import import_sbml
+
+    text, warnings = import_sbml(xml, lenient=lenient)
+    for w in warnings:
+        click.echo(f"{xml}: warning: {w}", err=True)
+    if output:
+        _atomic_write(Path(output), text)
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--sbml", is_flag=True, default=True, help="SBML Level 3 Version 2 (the default)")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the SBML here")
+@guarded
+def export(file, sbml, output):
+    """Export FILE as SBML (what SBML cannot say travels in a crnlang annotation)."""
+    import crnlang
+    from .io.sbml import export_sbml
+
+    xml = export_sbml(crnlang.load(file))
+    if output:
+        _atomic_write(Path(output), xml)
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(xml, nl=False)
+
+
+def format_summary(result, max_rows: int = 12) -> str:
+    """A short human-readable account of a Result: what ran, and the final numbers."""
+    t_end = float(result.times[-1]) if len(result.times) else 0.0
+    lines = [f"{result.model_name}: {result.method}, t = 0..{t_end:g} "
+             f"({len(result.times)} saved times), {result.wall_seconds:.1f} s"]
+    names = [n for n in result.species if n in result.means]
+    shown = names[:max_rows]
+    if shown:
+        width = max(len(n) for n in shown)
+        lines.append(f"  {'species':<{width}}  {'mean':>10}  {'std':>10}   at t = {t_end:g}")
+        for name in shown:
+            mean = result.mean(name)[-1]
+            std = float(result.std(name)[-1])
+            err = result.stderr.get(f"mean:{name}")
+            pm = f" ± {err[-1]:.2g}" if err is not None else ""
+            lines.append(f"  {name:<{width}}  {mean:>10.4g}  {std:>10.4g}{pm}")
+        if len(names) > len(shown):
+            lines.append(f"  ... and {len(names) - len(shown)} more species (see summary.json)")
+    for name, values in result.probs.items():
+        err = result.stderr.get(f"prob:{name}")
+        pm = f" ± {err[-1]:.2g}" if err is not None else ""
+        lines.append(f"  P({name}) = {values[-1]:.4g}{pm} at t = {t_end:g}")
+    for name, info in result.extra.get("rare", {}).items():
+        lines.append(f"  rare {name}: P = {info['estimate']:.3g} ± {info['stderr']:.2g} "
+                     f"(importance sampling, n = {info['n']})")
+    if result.edge_mass is not None and len(result.edge_mass):
+        lines.append(f"  truncation edge mass: max {float(max(result.edge_mass)):.2g}")
+    for w in result.warnings:
+        lines.append(f"  warning: {w}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    """Console-script entry point."""
+    try:
+        cli.main(args=argv, prog_name="crnlang", standalone_mode=True)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
