@@ -1,0 +1,379 @@
+"""The natural-gradient linear algebra shared by NGD and TDVP.
+
+Shapes: B samples, P parameters, L species, M = M_max outcomes, H hidden width.
+
+The score matrix O (B, P) holds O_b = grad_theta log P_theta(x_b). Both NGD and TDVP solve
+
+    delta = argmin_d ||O~ d - v~||^2 + lam ||d||^2 = (O~^T O~ + lam I)^-1 O~^T v~
+
+with normalised weights w (sum 1), centred scores O~_b = sqrt(w_b) (O_b - sum_b' w_b' O_b')
+and centred values v~_b = sqrt(w_b) (v_b - sum_b' w_b' v_b').  (``solve_sr``.)
+
+Solvers
+  "cholesky"    materialise O (B, P); when B < P factor the sample-space matrix
+                O~ O~^T + lam I (B x B) and use Woodbury, delta = O~^T (O~ O~^T + lam I)^-1 v~;
+                otherwise factor O~^T O~ + lam I (P x P).
+  "structured"  NADE only: the B x B Gram O O^T from the network's structure (the output
+                layer's per-sample gradient is the Kronecker product (e_{k_i} - p_i) x h_i, so
+                its Gram block is sum_i [(e_k - p)(e_k' - p')] [h h' + 1]); the hidden layer's
+                scores (B, H(L+1)) are materialised. O~^T u is formed without O.
+  "cg"          matrix-free conjugate gradient on (O~^T O~ + lam I) d = O~^T v~ with the
+                products O d and O^T u only (structured for NADE, jvp/vjp otherwise).
+  "auto"        the fastest measured choice (see benchmarks/bench_natgrad.py).
+
+Precision: everything is computed in the network's dtype. In float32 the Gram entries carry
+relative errors ~1e-7 |O|^2, so lam should stay well above 1e-7 * max diag(O~ O~^T).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from ..errors import CRNSolverError
+from .networks import NADE, AutoregressiveNet
+
+SOLVERS = ("auto", "cholesky", "structured", "cg")
+
+
+# -- flat parameter vectors -----------------------------------------------------------------
+
+def flat_parameters(net: torch.nn.Module) -> torch.Tensor:
+    """(P,) copy of all parameters, in ``net.parameters()`` order."""
+    return torch.cat([p.detach().reshape(-1) for p in net.parameters()]).clone()
+
+
+@torch.no_grad()
+def set_flat_parameters(net: torch.nn.Module, theta: torch.Tensor) -> None:
+    """Overwrite the parameters with the (P,) vector ``theta``."""
+    _check_length(net, theta)
+    start = 0
+    for p in net.parameters():
+        p.copy_(theta[start:start + p.numel()].view_as(p))
+        start += p.numel()
+
+
+@torch.no_grad()
+def add_flat_(net: torch.nn.Module, delta: torch.Tensor) -> None:
+    """theta += delta in place ((P,) vector in ``flat_parameters`` order)."""
+    _check_length(net, delta)
+    start = 0
+    for p in net.parameters():
+        p.add_(delta[start:start + p.numel()].view_as(p))
+        start += p.numel()
+
+
+def _check_length(net, vec):
+    n = sum(p.numel() for p in net.parameters())
+    if vec.shape != (n,):
+        raise ValueError(f"expected a flat vector of {n} parameters, got shape {tuple(vec.shape)}")
+
+
+def _flatten_named(net: torch.nn.Module, parts: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Concatenate per-parameter pieces (each p.shape, or (B,) + p.shape) in parameter order."""
+    pieces = []
+    for name, p in net.named_parameters():
+        piece = parts[name]
+        lead = piece.shape[:piece.ndim - p.ndim]
+        pieces.append(piece.reshape(*lead, p.numel()))
+    return torch.cat(pieces, dim=-1)
+
+
+# -- score matrices --------------------------------------------------------------------------
+
+def score_matrix(net: AutoregressiveNet, x: torch.Tensor) -> torch.Tensor:
+    """(B, L) -> (B, P) per-sample gradients of log P(x_b), generic torch.func vmap(grad)."""
+    from torch.func import functional_call, grad, vmap
+
+    params = {k: v.detach() for k, v in net.named_parameters()}
+    buffers = dict(net.named_buffers())
+
+    def one(p, xb):
+        return functional_call(net, (p, buffers), (xb.unsqueeze(0),)).squeeze(0)
+
+    grads = vmap(grad(one), in_dims=(None, 0))(params, x)
+    return _flatten_named(net, grads)
+
+
+@dataclass
+class NadeScores:
+    """The factors of a NADE's per-sample scores at a batch x (computed once, no autograd).
+
+    d (B, L, M)        e_{k_i} - p_i (zero beyond M_i): the output layer's outcome factor
+    h (B, L, H)        hidden states h_i
+    hidden (B, Q)      scores of the hidden layer, Q = H L + H, in the order [W (H, L), c]
+    """
+
+    net: NADE
+    d: torch.Tensor
+    h: torch.Tensor
+    hidden: torch.Tensor
+
+    @staticmethod
+    @torch.no_grad()
+    def of(net: NADE, x: torch.Tensor) -> "NadeScores":
+        k, inside = net.offsets_of(x)
+        if not bool(inside.all()):
+            raise CRNSolverError("a sample lies outside the network's box (log P = -inf)",
+                                 hint="samples must come from the network's own support")
+        xv = k + net.lower
+        pre = net.pre_activations(xv)                                # (B, L, H)
+        h = torch.sigmoid(pre)
+        logp = net.logits_from_hidden(h)                             # (B, L, M)
+        d = -logp.exp()
+        d.scatter_add_(-1, k.unsqueeze(-1), torch.ones_like(d[..., :1]))
+        V, _ = net.padded_heads()
+        g = torch.einsum("blm,lmh->blh", d, V) * h * (1 - h)         # d log P / d pre_i
+        after = g.flip(1).cumsum(1).flip(1) - g                      # sum_{i>j} g_i
+        grad_W = (after * xv.to(g.dtype).unsqueeze(-1)).transpose(1, 2)  # (B, H, L)
+        grad_c = g.sum(1)
+        hidden = torch.cat([grad_W.reshape(x.shape[0], -1), grad_c], dim=1)
+        return NadeScores(net, d, h, hidden)
+
+    def _parts(self, grad_W, grad_c, grad_V_pad, grad_b_pad) -> torch.Tensor:
+        valid = self.net.valid
+        parts = {"W": grad_W, "c": grad_c,
+                 "V": grad_V_pad[..., valid, :], "b": grad_b_pad[..., valid]}
+        return _flatten_named(self.net, parts)
+
+    def dense(self) -> torch.Tensor:
+        """(B, P) the full score matrix."""
+        B = self.d.shape[0]
+        net = self.net
+        H, L = net.hidden, net.n_species
+        grad_V = self.d.unsqueeze(-1) * self.h.unsqueeze(-2)         # (B, L, M, H)
+        grad_W = self.hidden[:, :H * L].view(B, H, L)
+        grad_c = self.hidden[:, H * L:]
+        return self._parts(grad_W, grad_c, grad_V, self.d)
+
+    def gram(self) -> torch.Tensor:
+        """(B, B) O O^T from the structure: B^2 (L (M + H) + Q) instead of B^2 P."""
+        G = self.hidden @ self.hidden.t()
+        for i in range(self.net.n_species):
+            di, hi = self.d[:, i], self.h[:, i]
+            G += (di @ di.t()) * (hi @ hi.t() + 1)
+        return G
+
+    def rmatvec(self, z: torch.Tensor) -> torch.Tensor:
+        """(B,) -> (P,) O^T z."""
+        net = self.net
+        H, L = net.hidden, net.n_species
+        dz = self.d * z[:, None, None]
+        grad_V = torch.einsum("blm,blh->lmh", dz, self.h)
+        grad_b = dz.sum(0)
+        hid = z @ self.hidden
+        return self._parts(hid[:H * L].view(H, L), hid[H * L:], grad_V, grad_b)
+
+    def matvec(self, delta: torch.Tensor) -> torch.Tensor:
+        """(P,) -> (B,) O delta."""
+        net = self.net
+        H, L, M = net.hidden, net.n_species, net.max_size
+        parts = _split_named(net, delta)
+        V_pad = delta.new_zeros(L, M, H)
+        b_pad = delta.new_zeros(L, M)
+        V_pad[net.valid] = parts["V"].view(-1, H)
+        b_pad[net.valid] = parts["b"]
+        out = torch.einsum("blm,lmh,blh->b", self.d, V_pad, self.h)
+        out += torch.einsum("blm,lm->b", self.d, b_pad)
+        hid = torch.cat([parts["W"].reshape(-1), parts["c"].reshape(-1)])
+        return out + self.hidden @ hid
+
+
+def _split_named(net: torch.nn.Module, vec: torch.Tensor) -> dict[str, torch.Tensor]:
+    out, start = {}, 0
+    for name, p in net.named_parameters():
+        out[name] = vec[start:start + p.numel()].view_as(p)
+        start += p.numel()
+    return out
+
+
+def _dense_scores(net: AutoregressiveNet, x: torch.Tensor) -> torch.Tensor:
+    if isinstance(net, NADE):
+        return NadeScores.of(net, x).dense()
+    return score_matrix(net, x)
+
+
+def gram_matrix(net: AutoregressiveNet, x: torch.Tensor) -> torch.Tensor:
+    """(B, L) -> (B, B) O O^T of the raw (uncentred, unweighted) scores."""
+    if isinstance(net, NADE):
+        return NadeScores.of(net, x).gram()
+    O = score_matrix(net, x)
+    return O @ O.t()
+
+
+# -- the SR / least-squares solve ------------------------------------------------------------
+
+def solve_sr(net: AutoregressiveNet, x: torch.Tensor, weights: torch.Tensor | None,
+             values: torch.Tensor, lam: float, solver: str = "auto", *, tol: float | None = None,
+             max_iter: int | None = None) -> torch.Tensor:
+    """delta (P,) = argmin ||O~ d - v~||^2 + lam ||d||^2 (see the module docstring).
+
+    x (B, L) samples; weights (B,) non-negative (None: uniform), normalised here to sum 1;
+    values (B,). ``tol``/``max_iter`` are for "cg" (relative residual; defaults 1e-10 in
+    float64, 1e-5 in float32; at most min(10 B, 2000) iterations).
+    Raises CRNSolverError when the system or the result is not finite / not positive definite.
+    """
+    if solver not in SOLVERS:
+        raise CRNSolverError(f"unknown linear solver '{solver}'", hint=f"use one of {', '.join(SOLVERS)}")
+    if lam <= 0:
+        raise CRNSolverError("the regularisation lambda must be positive", hint="use e.g. lam = 1e-3")
+    dtype = net.V.dtype
+    B = x.shape[0]
+    w = _normalised_weights(weights, B, dtype, x.device)
+    values = values.to(dtype)
+    if not bool(torch.isfinite(values).all()):
+        raise CRNSolverError("non-finite values (right-hand side) in the natural-gradient solve",
+                             hint="use a smaller dt, or a larger lambda")
+    sw = w.sqrt()
+    v_tilde = sw * (values - w @ values)
+    if solver == "auto":
+        solver = _auto_solver(net, B)
+    with torch.no_grad():
+        if solver == "cholesky":
+            delta = _solve_dense(net, x, w, sw, v_tilde, lam)
+        elif solver == "structured":
+            if not isinstance(net, NADE):
+                raise CRNSolverError(f"the structured solver needs a NADE network, not {net.kind}",
+                                     hint="use solver 'cholesky' or 'cg'")
+            delta = _solve_structured(NadeScores.of(net, x), w, sw, v_tilde, lam)
+        else:
+            delta = _solve_cg(net, x, w, sw, v_tilde, lam, tol, max_iter)
+    if not bool(torch.isfinite(delta).all()):
+        raise CRNSolverError("the natural-gradient update (delta theta) is not finite",
+                             hint="use a smaller dt, or a larger lambda")
+    return delta
+
+
+def _auto_solver(net: AutoregressiveNet, B: int) -> str:
+    if isinstance(net, NADE):
+        return "structured"
+    return "cholesky"
+
+
+def _normalised_weights(weights, B, dtype, device) -> torch.Tensor:
+    if weights is None:
+        return torch.full((B,), 1.0 / B, dtype=dtype, device=device)
+    w = weights.to(dtype)
+    total = w.sum()
+    if not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or not float(total) > 0:
+        raise CRNSolverError("importance weights must be finite, non-negative and not all zero",
+                             hint="use a proposal closer to the network (smaller alpha change)")
+    return w / total
+
+
+def _cholesky_solve(A: torch.Tensor, rhs: torch.Tensor, what: str) -> torch.Tensor:
+    """Solve A y = rhs for symmetric positive definite A (n, n), rhs (n,)."""
+    factor, info = torch.linalg.cholesky_ex(A)
+    if int(info) != 0 or not bool(torch.isfinite(factor).all()):
+        raise CRNSolverError(f"the {what} matrix is not positive definite (Cholesky failed)",
+                             hint="use a larger lambda, or a smaller dt")
+    return torch.cholesky_solve(rhs.unsqueeze(-1), factor).squeeze(-1)
+
+
+def _solve_dense(net, x, w, sw, v_tilde, lam) -> torch.Tensor:
+    O = _dense_scores(net, x)
+    O_tilde = sw[:, None] * (O - w @ O)
+    B, P = O_tilde.shape
+    if B < P:
+        K = O_tilde @ O_tilde.t()
+        K.diagonal().add_(lam)
+        return O_tilde.t() @ _cholesky_solve(K, v_tilde, "sample-space Gram")
+    A = O_tilde.t() @ O_tilde
+    A.diagonal().add_(lam)
+    return _cholesky_solve(A, O_tilde.t() @ v_tilde, "parameter-space Fisher")
+
+
+def centred_gram(G: torch.Tensor, w: torch.Tensor, sw: torch.Tensor) -> torch.Tensor:
+    """O~ O~^T from the raw Gram O O^T (B, B), normalised weights w and sw = sqrt(w)."""
+    Gw = G @ w
+    K = G - Gw[:, None] - Gw[None, :] + w @ Gw
+    return K * sw[:, None] * sw[None, :]
+
+
+def _solve_structured(scores: NadeScores, w, sw, v_tilde, lam) -> torch.Tensor:
+    K = centred_gram(scores.gram(), w, sw)
+    K.diagonal().add_(lam)
+    u = _cholesky_solve(K, v_tilde, "sample-space Gram")
+    y = sw * u
+    return scores.rmatvec(y - w * y.sum())          # O~^T u = O^T C^T diag(sw) u
+
+
+def _solve_cg(net, x, w, sw, v_tilde, lam, tol, max_iter) -> torch.Tensor:
+    matvec, rmatvec = _products(net, x)
+    dtype = v_tilde.dtype
+
+    def centred_rmatvec(u):                          # O~^T u
+        y = sw * u
+        return rmatvec(y - w * y.sum())
+
+    def centred_matvec(d):                           # O~ d
+        o = matvec(d)
+        return sw * (o - w @ o)
+
+    rhs = centred_rmatvec(v_tilde)
+    if tol is None:
+        tol = 1e-10 if dtype == torch.float64 else 1e-5
+    if max_iter is None:
+        max_iter = min(10 * x.shape[0], 2000)
+    delta, _ = conjugate_gradient(lambda d: centred_rmatvec(centred_matvec(d)) + lam * d,
+                                  rhs, tol, max_iter)
+    return delta
+
+
+def conjugate_gradient(apply: Callable[[torch.Tensor], torch.Tensor], rhs: torch.Tensor,
+                       tol: float, max_iter: int) -> tuple[torch.Tensor, int]:
+    """Solve A y = rhs for SPD A given as ``apply``; stops at ||r|| <= tol ||rhs||.
+
+    Returns (y, iterations). Raises CRNSolverError when it does not converge.
+    """
+    y = torch.zeros_like(rhs)
+    r = rhs.clone()
+    p = r.clone()
+    rr = r @ r
+    stop = (tol * rhs.norm()) ** 2
+    for it in range(1, max_iter + 1):
+        if rr <= stop:
+            return y, it - 1
+        Ap = apply(p)
+        pAp = p @ Ap
+        if not pAp > 0:
+            raise CRNSolverError("conjugate gradient met a non-positive curvature (not finite?)",
+                                 hint="use a larger lambda, or a smaller dt")
+        alpha = rr / pAp
+        y += alpha * p
+        r -= alpha * Ap
+        rr_new = r @ r
+        p = r + (rr_new / rr) * p
+        rr = rr_new
+    if rr <= stop:
+        return y, max_iter
+    raise CRNSolverError(f"conjugate gradient did not converge in {max_iter} iterations "
+                         f"(relative residual {float(rr.sqrt() / rhs.norm()):.2e})",
+                         hint="use a larger lambda, or solver 'cholesky'")
+
+
+def _products(net: AutoregressiveNet, x: torch.Tensor):
+    """(matvec d -> O d (B,), rmatvec z -> O^T z (P,)) without forming O."""
+    if isinstance(net, NADE):
+        scores = NadeScores.of(net, x)
+        return scores.matvec, scores.rmatvec
+    from torch.func import functional_call, jvp, vjp
+
+    names = [k for k, _ in net.named_parameters()]
+    params = tuple(p.detach() for _, p in net.named_parameters())
+    buffers = dict(net.named_buffers())
+
+    def log_prob(*ps):
+        return functional_call(net, (dict(zip(names, ps)), buffers), (x,))
+
+    _, pullback = vjp(log_prob, *params)
+
+    def matvec(d):
+        tangents = tuple(_split_named(net, d)[n] for n in names)
+        return jvp(log_prob, params, tangents)[1]
+
+    def rmatvec(z):
+        return torch.cat([g.reshape(-1) for g in pullback(z)])
+
+    return matvec, rmatvec

@@ -1,0 +1,341 @@
+"""Autoregressive networks over the reduced species: exact sampling, exact normalised log P.
+
+P(x) = prod_i P(x_i | x_<i); every conditional is a softmax over the species' outcomes
+lower_i .. upper_i (M_i = upper_i - lower_i + 1 of them), so P is normalised by construction
+and can be sampled exactly, species by species.
+
+Shapes: B batch, L species, M_max = max_i M_i, H hidden width. States ``x`` are (B, L) int64
+copy numbers (values, not offsets from ``lower``).
+
+Three kinds of conditionals:
+
+* ``nade`` (the default, METHOD.md): h_i = sigmoid(c + W[:, :i] x_<i) with raw counts as
+  inputs, logits_i = b_i + V_i h_i. Parameters W (H, L), c (H,), V (sum M_i, H),
+  b (sum M_i,): H (L + 1 + sum M_i) + sum M_i in all.
+* ``gru``: a gated recurrent unit reads the previous species' scaled value (and the position)
+  and its hidden state gives the next conditional.
+* ``transformer``: causal self-attention over the same inputs, with learned positions.
+
+All three share the output heads V, b (species i uses rows offset_i .. offset_i + M_i).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+from ..errors import CRNSolverError
+
+Transform = Callable[[torch.Tensor, int], torch.Tensor]
+"""transform(probs (n, M_max), i) -> (n, M_max) proposal weights for species i (need not sum to 1)."""
+
+KINDS = ("nade", "gru", "transformer")
+
+
+class AutoregressiveNet(nn.Module):
+    """Base class: bounds, output heads, log-probabilities, exact and proposal sampling.
+
+    Subclasses implement ``hidden_states(x) -> (B, L, H)`` (the state that produces the
+    conditional of species i from x_<i only) and may override ``sample`` for speed.
+    """
+
+    kind = "base"
+
+    def __init__(self, lower: Sequence[int], upper: Sequence[int], hidden: int,
+                 dtype: torch.dtype, generator: torch.Generator | None = None):
+        super().__init__()
+        lower_t = torch.as_tensor(list(lower), dtype=torch.int64)
+        upper_t = torch.as_tensor(list(upper), dtype=torch.int64)
+        if lower_t.ndim != 1 or lower_t.shape != upper_t.shape or lower_t.numel() == 0:
+            raise CRNSolverError("a network needs one lower and one upper bound per species",
+                                 hint="give lower and upper as equal-length lists of ints")
+        if bool((upper_t < lower_t).any()):
+            raise CRNSolverError("a species has upper bound below its lower bound",
+                                 hint="check the species bounds of the model")
+        sizes = upper_t - lower_t + 1
+        self.register_buffer("lower", lower_t)
+        self.register_buffer("sizes", sizes)
+        self.n_species = int(lower_t.numel())
+        self.max_size = int(sizes.max())
+        self.hidden = int(hidden)
+        self.equal_sizes = bool((sizes == self.max_size).all())
+        offsets = torch.cumsum(sizes, 0) - sizes
+        outcome = torch.arange(self.max_size)
+        valid = outcome[None, :] < sizes[:, None]                              # (L, M_max)
+        # row of the flat head for (species i, outcome m); padding points at row 0 (masked)
+        rows = torch.where(valid, offsets[:, None] + outcome[None, :], torch.zeros((), dtype=torch.int64))
+        self.register_buffer("valid", valid)
+        self.register_buffer("head_rows", rows)
+        total = int(sizes.sum())
+        scale = 0.1 / math.sqrt(hidden)
+        self.V = nn.Parameter(_uniform((total, hidden), scale, dtype, generator))
+        self.b = nn.Parameter(torch.zeros(total, dtype=dtype))
+
+    # -- the part a subclass provides -------------------------------------------------------
+    def hidden_states(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L) int64 -> (B, L, H): state i depends on x_<i only."""
+        raise NotImplementedError
+
+    # -- shared machinery ---------------------------------------------------------------------
+    def padded_heads(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The heads as (L, M_max, H) and (L, M_max); padded entries are arbitrary (masked)."""
+        L, M = self.n_species, self.max_size
+        if self.equal_sizes:
+            return self.V.view(L, M, self.hidden), self.b.view(L, M)
+        rows = self.head_rows.reshape(-1)
+        return self.V[rows].view(L, M, self.hidden), self.b[rows].view(L, M)
+
+    def logits_from_hidden(self, h: torch.Tensor) -> torch.Tensor:
+        """(B, L, H) -> (B, L, M_max) normalised log-probabilities (-inf beyond M_i)."""
+        V, b = self.padded_heads()
+        raw = torch.einsum("blh,lmh->blm", h, V) + b
+        raw = raw.masked_fill(~self.valid, float("-inf"))
+        return torch.log_softmax(raw, dim=-1)
+
+    def conditional_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L) int64 -> (B, L, M_max): log P(x_i = lower_i + m | x_<i), -inf for m >= M_i."""
+        return self.logits_from_hidden(self.hidden_states(x))
+
+    def offsets_of(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L) values -> (offsets clamped into the box (B, L), inside (B,) bool)."""
+        k = x.to(torch.int64) - self.lower
+        inside = ((k >= 0) & (k < self.sizes)).all(dim=-1)
+        return torch.minimum(k.clamp(min=0), self.sizes - 1), inside
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L) -> (B,) exact normalised log P(x); -inf outside the box."""
+        k, inside = self.offsets_of(x)
+        logp = self.conditional_logits(k + self.lower)
+        picked = logp.gather(-1, k.unsqueeze(-1)).squeeze(-1).sum(-1)
+        return picked.masked_fill(~inside, float("-inf"))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.log_prob(x)
+
+    def _proposal(self, logp_i: torch.Tensor, i: int, transform: Transform | None) -> torch.Tensor:
+        """(n, M_max) log-probabilities of species i -> (n, M_max) proposal, normalised, 0 beyond M_i."""
+        probs = logp_i.exp()
+        if transform is None:
+            return probs
+        q = transform(probs, i)
+        q = torch.where(self.valid[i], q, torch.zeros((), dtype=q.dtype, device=q.device))
+        return q / q.sum(-1, keepdim=True)
+
+    def _draw(self, probs: torch.Tensor, i: int, generator: torch.Generator | None) -> torch.Tensor:
+        """(n, M_max) probabilities -> (n,) int64 outcome offsets by the inverse CDF."""
+        cdf = probs.cumsum(-1)
+        u = torch.rand(probs.shape[0], 1, dtype=probs.dtype, device=probs.device, generator=generator)
+        k = (cdf < u * cdf[:, -1:]).sum(-1)
+        return k.clamp(max=int(self.sizes[i]) - 1)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None,
+               transform: Transform | None = None) -> torch.Tensor:
+        """(n, L) int64 exact ancestral samples (of the proposal when ``transform`` is given).
+
+        Generic version: one full pass per species (L passes); subclasses override it with an
+        incremental one.
+        """
+        x = self.lower.expand(n, -1).clone()
+        for i in range(self.n_species):
+            logp_i = self.conditional_logits(x)[:, i]
+            x[:, i] = self.lower[i] + self._draw(self._proposal(logp_i, i, transform), i, generator)
+        return x
+
+    def proposal_log_prob(self, x: torch.Tensor, transform: Transform | None) -> torch.Tensor:
+        """(B, L) -> (B,) log q(x) of the proposal that ``sample(..., transform=transform)`` draws."""
+        if transform is None:
+            return self.log_prob(x)
+        k, inside = self.offsets_of(x)
+        logp = self.conditional_logits(k + self.lower)
+        total = torch.zeros(x.shape[0], dtype=logp.dtype, device=logp.device)
+        for i in range(self.n_species):
+            q = self._proposal(logp[:, i], i, transform)
+            total = total + q.gather(-1, k[:, i:i + 1]).squeeze(-1).log()
+        return total.masked_fill(~inside, float("-inf"))
+
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+class NADE(AutoregressiveNet):
+    """h_i = sigmoid(c + W[:, :i] x_<i) (raw counts in), logits_i = b_i + V_i h_i."""
+
+    kind = "nade"
+
+    def __init__(self, lower, upper, hidden=16, dtype=torch.float64, generator=None):
+        super().__init__(lower, upper, hidden, dtype, generator)
+        L = self.n_species
+        scale_w = 1.0 / (max(self.max_size - 1, 1) * math.sqrt(L))
+        self.W = nn.Parameter(_uniform((hidden, L), scale_w, dtype, generator))
+        self.c = nn.Parameter(_uniform((hidden,), 1.0, dtype, generator))
+
+    def pre_activations(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L) -> (B, L, H): c + sum_{j<i} W[:, j] x_j, all i in one cumulative pass."""
+        xf = x.to(self.W.dtype)
+        contrib = xf.unsqueeze(-1) * self.W.t()                      # (B, L, H)
+        before = torch.cumsum(contrib, dim=1) - contrib             # exclusive prefix sum
+        return before + self.c
+
+    def hidden_states(self, x):
+        return torch.sigmoid(self.pre_activations(x))
+
+    @torch.no_grad()
+    def sample(self, n, generator=None, transform=None):
+        """Incremental ancestral sampling: one (n, H) update per species."""
+        V, b = self.padded_heads()
+        x = self.lower.expand(n, -1).clone()
+        a = self.c.expand(n, -1).clone()
+        for i in range(self.n_species):
+            h = torch.sigmoid(a)
+            raw = (h @ V[i].t() + b[i]).masked_fill(~self.valid[i], float("-inf"))
+            k = self._draw(self._proposal(torch.log_softmax(raw, -1), i, transform), i, generator)
+            x[:, i] = self.lower[i] + k
+            a = a + x[:, i:i + 1].to(a.dtype) * self.W[:, i]
+        return x
+
+
+class GRUNet(AutoregressiveNet):
+    """Stacked GRU over the sequence (start, x_0, .., x_{L-2}); state i gives species i."""
+
+    kind = "gru"
+
+    def __init__(self, lower, upper, hidden=16, layers=1, dtype=torch.float64, generator=None):
+        super().__init__(lower, upper, hidden, dtype, generator)
+        L = self.n_species
+        n_in = 1 + L                                    # scaled previous value, one-hot position
+        s = 1.0 / math.sqrt(hidden)
+        self.weight_ih = nn.ParameterList()
+        self.weight_hh = nn.ParameterList()
+        self.bias_ih = nn.ParameterList()
+        self.bias_hh = nn.ParameterList()
+        for layer in range(layers):
+            width = n_in if layer == 0 else hidden
+            self.weight_ih.append(nn.Parameter(_uniform((3 * hidden, width), s, dtype, generator)))
+            self.weight_hh.append(nn.Parameter(_uniform((3 * hidden, hidden), s, dtype, generator)))
+            self.bias_ih.append(nn.Parameter(_uniform((3 * hidden,), s, dtype, generator)))
+            self.bias_hh.append(nn.Parameter(_uniform((3 * hidden,), s, dtype, generator)))
+        self.layers = layers
+
+    def _cell(self, layer: int, inp: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        gi = inp @ self.weight_ih[layer].t() + self.bias_ih[layer]
+        gh = h @ self.weight_hh[layer].t() + self.bias_hh[layer]
+        ir, iz, inn = gi.chunk(3, -1)
+        hr, hz, hn = gh.chunk(3, -1)
+        r = torch.sigmoid(ir + hr)
+        z = torch.sigmoid(iz + hz)
+        cand = torch.tanh(inn + r * hn)
+        return (1 - z) * cand + z * h
+
+    def _step(self, inp: torch.Tensor, states: list[torch.Tensor]) -> list[torch.Tensor]:
+        new = []
+        for layer in range(self.layers):
+            inp = self._cell(layer, inp, states[layer])
+            new.append(inp)
+        return new
+
+    def hidden_states(self, x):
+        feats = _sequence_inputs(self, x)                           # (B, L, 1 + L)
+        states = [feats.new_zeros(x.shape[0], self.hidden) for _ in range(self.layers)]
+        outs = []
+        for i in range(self.n_species):
+            states = self._step(feats[:, i], states)
+            outs.append(states[-1])
+        return torch.stack(outs, dim=1)
+
+    @torch.no_grad()
+    def sample(self, n, generator=None, transform=None):
+        V, b = self.padded_heads()
+        x = self.lower.expand(n, -1).clone()
+        dtype = V.dtype
+        states = [torch.zeros(n, self.hidden, dtype=dtype, device=V.device) for _ in range(self.layers)]
+        prev = torch.zeros(n, dtype=dtype, device=V.device)
+        for i in range(self.n_species):
+            pos = torch.zeros(n, self.n_species, dtype=dtype, device=V.device)
+            pos[:, i] = 1
+            states = self._step(torch.cat([prev[:, None], pos], -1), states)
+            raw = (states[-1] @ V[i].t() + b[i]).masked_fill(~self.valid[i], float("-inf"))
+            k = self._draw(self._proposal(torch.log_softmax(raw, -1), i, transform), i, generator)
+            x[:, i] = self.lower[i] + k
+            prev = k.to(dtype) / max(int(self.sizes[i]) - 1, 1)
+        return x
+
+
+class TransformerNet(AutoregressiveNet):
+    """Pre-norm causal transformer (one head per layer) over (start, x_0, .., x_{L-2})."""
+
+    kind = "transformer"
+
+    def __init__(self, lower, upper, hidden=16, layers=1, dtype=torch.float64, generator=None):
+        super().__init__(lower, upper, hidden, dtype, generator)
+        L, H = self.n_species, hidden
+        s = 1.0 / math.sqrt(H)
+        self.embed = nn.Parameter(_uniform((H, 1 + L), 1.0, dtype, generator))
+        self.position = nn.Parameter(_uniform((L, H), 0.1, dtype, generator))
+        self.blocks = nn.ModuleList()
+        for _ in range(layers):
+            block = nn.Module()
+            block.norm1 = nn.LayerNorm(H, dtype=dtype)
+            block.qkv = nn.Parameter(_uniform((3 * H, H), s, dtype, generator))
+            block.proj = nn.Parameter(_uniform((H, H), s, dtype, generator))
+            block.norm2 = nn.LayerNorm(H, dtype=dtype)
+            block.up = nn.Parameter(_uniform((2 * H, H), s, dtype, generator))
+            block.up_bias = nn.Parameter(torch.zeros(2 * H, dtype=dtype))
+            block.down = nn.Parameter(_uniform((H, 2 * H), s / math.sqrt(2), dtype, generator))
+            block.down_bias = nn.Parameter(torch.zeros(H, dtype=dtype))
+            self.blocks.append(block)
+        self.norm = nn.LayerNorm(H, dtype=dtype)
+        self.register_buffer("causal", torch.ones(L, L, dtype=torch.bool).tril())
+
+    def hidden_states(self, x):
+        feats = _sequence_inputs(self, x)                           # (B, L, 1 + L)
+        z = feats @ self.embed.t() + self.position                   # (B, L, H)
+        scale = 1.0 / math.sqrt(self.hidden)
+        for block in self.blocks:
+            q, k, v = (block.norm1(z) @ block.qkv.t()).chunk(3, -1)
+            scores = (q @ k.transpose(-1, -2)) * scale
+            scores = scores.masked_fill(~self.causal, float("-inf"))
+            z = z + torch.softmax(scores, -1) @ v @ block.proj.t()
+            u = torch.tanh(block.norm2(z) @ block.up.t() + block.up_bias)
+            z = z + u @ block.down.t() + block.down_bias
+        return self.norm(z)
+
+
+def _sequence_inputs(net: AutoregressiveNet, x: torch.Tensor) -> torch.Tensor:
+    """(B, L) -> (B, L, 1 + L): input i = [scaled offset of species i-1 (0 for i=0), onehot(i)]."""
+    B, L = x.shape
+    dtype = net.V.dtype
+    scaled = (x.to(torch.int64) - net.lower).to(dtype) / (net.sizes - 1).clamp(min=1).to(dtype)
+    prev = torch.cat([scaled.new_zeros(B, 1), scaled[:, :-1]], dim=1)
+    pos = torch.eye(L, dtype=dtype, device=x.device).expand(B, L, L)
+    return torch.cat([prev.unsqueeze(-1), pos], dim=-1)
+
+
+def _uniform(shape, scale: float, dtype: torch.dtype, generator: torch.Generator | None) -> torch.Tensor:
+    return (2 * torch.rand(shape, dtype=dtype, generator=generator) - 1) * scale
+
+
+def make_network(kind: str, lower: Sequence[int], upper: Sequence[int], hidden: int = 16,
+                 layers: int = 1, dtype: torch.dtype = torch.float64,
+                 generator: torch.Generator | None = None) -> AutoregressiveNet:
+    """A fresh autoregressive network over species with values lower_i..upper_i (inclusive).
+
+    ``generator`` (optional) makes the initial parameters reproducible. NADE has one hidden
+    layer by construction (``layers`` applies to gru and transformer).
+    """
+    if dtype not in (torch.float32, torch.float64):
+        raise CRNSolverError(f"unsupported network dtype {dtype}", hint="use float32 or float64")
+    if hidden < 1 or layers < 1:
+        raise CRNSolverError("network hidden width and layers must be at least 1")
+    if kind == "nade":
+        return NADE(lower, upper, hidden, dtype, generator)
+    if kind == "gru":
+        return GRUNet(lower, upper, hidden, layers, dtype, generator)
+    if kind == "transformer":
+        return TransformerNet(lower, upper, hidden, layers, dtype, generator)
+    from ..errors import did_you_mean
+
+    raise CRNSolverError(f"unknown network '{kind}'",
+                         hint=did_you_mean(kind, KINDS) or f"use one of {', '.join(KINDS)}")

@@ -1,0 +1,159 @@
+"""Natural-gradient linear algebra: scores, Gram matrices and the SR solve against dense oracles."""
+import numpy as np
+import pytest
+import torch
+
+from crnlang.errors import CRNSolverError
+from crnlang.runtime import natgrad as ng
+from crnlang.runtime.networks import KINDS, make_network
+
+LOWER, UPPER = [0, 1, 2], [4, 3, 9]          # sizes 5, 3, 8
+
+
+def network(kind, dtype=torch.float64, seed=0, hidden=5, lower=LOWER, upper=UPPER):
+    g = torch.Generator().manual_seed(seed)
+    net = make_network(kind, lower, upper, hidden=hidden, dtype=dtype, generator=g)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=g, dtype=dtype))
+    return net
+
+
+def batch(net, B, seed=1):
+    return net.sample(B, generator=torch.Generator().manual_seed(seed))
+
+
+def autograd_scores(net, x):
+    """(B, P) by one backward pass per sample: the plain oracle."""
+    rows = []
+    for xb in x:
+        lp = net.log_prob(xb[None])[0]
+        grads = torch.autograd.grad(lp, list(net.parameters()))
+        rows.append(torch.cat([g.reshape(-1) for g in grads]))
+    return torch.stack(rows)
+
+
+def lstsq_reference(O, w, v, lam):
+    """argmin ||O~ d - v~||^2 + lam ||d||^2 by numpy lstsq on the stacked system."""
+    O, w, v = O.double().numpy(), w.double().numpy(), v.double().numpy()
+    w = w / w.sum()
+    Ot = np.sqrt(w)[:, None] * (O - w @ O)
+    vt = np.sqrt(w) * (v - w @ v)
+    P = O.shape[1]
+    A = np.vstack([Ot, np.sqrt(lam) * np.eye(P)])
+    return np.linalg.lstsq(A, np.concatenate([vt, np.zeros(P)]), rcond=None)[0]
+
+
+def test_flat_parameters_round_trip():
+    net = network("nade")
+    theta = ng.flat_parameters(net)
+    assert theta.shape == (net.n_parameters(),)
+    ng.add_flat_(net, torch.ones_like(theta))
+    assert torch.equal(ng.flat_parameters(net), theta + 1)
+    ng.set_flat_parameters(net, theta)
+    assert torch.equal(ng.flat_parameters(net), theta)
+    theta[0] += 5                                     # a copy: the net is unchanged
+    assert not torch.equal(ng.flat_parameters(net), theta)
+    with pytest.raises(ValueError):
+        ng.set_flat_parameters(net, theta[:-1])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_score_matrix_matches_autograd_loop(kind):
+    net = network(kind)
+    x = batch(net, 12)
+    assert torch.allclose(ng.score_matrix(net, x), autograd_scores(net, x), atol=1e-12)
+
+
+@pytest.mark.parametrize("upper", [UPPER, [6, 8, 8]], ids=["unequal", "equal"])
+def test_structured_nade_scores_and_gram_equal_generic(upper):
+    net = network("nade", upper=upper)
+    x = batch(net, 64)
+    O = ng.score_matrix(net, x)
+    scores = ng.NadeScores.of(net, x)
+    assert torch.allclose(scores.dense(), O, atol=1e-12)
+    G = O @ O.t()
+    assert (ng.gram_matrix(net, x) - G).abs().max() < 1e-10
+    d = torch.randn(O.shape[1], dtype=O.dtype)
+    z = torch.randn(O.shape[0], dtype=O.dtype)
+    assert torch.allclose(scores.matvec(d), O @ d, atol=1e-10)
+    assert torch.allclose(scores.rmatvec(z), O.t() @ z, atol=1e-10)
+
+
+def test_centred_gram_matches_centred_scores():
+    net = network("nade")
+    x = batch(net, 40)
+    O = ng.score_matrix(net, x)
+    w = torch.rand(40, dtype=torch.float64)
+    w = w / w.sum()
+    Ot = w.sqrt()[:, None] * (O - w @ O)
+    assert torch.allclose(ng.centred_gram(O @ O.t(), w, w.sqrt()), Ot @ Ot.t(), atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("B", [30, 600], ids=["B<P", "B>=P"])
+def test_solve_sr_solvers_agree_with_lstsq(kind, B):
+    net = network(kind)
+    x = batch(net, B)
+    P = net.n_parameters()
+    assert (B < P) == (B == 30)
+    g = torch.Generator().manual_seed(3)
+    w = torch.rand(B, dtype=torch.float64, generator=g) + 0.1
+    v = torch.randn(B, dtype=torch.float64, generator=g) + 0.5 * x[:, 0]
+    lam = 1e-3
+    ref = lstsq_reference(ng.score_matrix(net, x), w, v, lam)
+    solvers = ["auto", "cholesky", "cg"] + (["structured"] if kind == "nade" else [])
+    for solver in solvers:
+        delta = ng.solve_sr(net, x, w, v, lam, solver).numpy()
+        err = np.abs(delta - ref).max() / np.abs(ref).max()
+        assert err < 1e-7, (solver, err)
+
+
+def test_uniform_weights_by_default():
+    net = network("nade")
+    x = batch(net, 50)
+    v = torch.randn(50, dtype=torch.float64)
+    a = ng.solve_sr(net, x, None, v, 1e-3, "structured")
+    b = ng.solve_sr(net, x, torch.full((50,), 7.0), v, 1e-3, "structured")
+    assert torch.allclose(a, b, atol=1e-12)
+
+
+@pytest.mark.parametrize("solver", ["cholesky", "structured", "cg"])
+def test_float32_solve_is_close_to_float64(solver):
+    net64 = network("nade", hidden=8)
+    net32 = network("nade", dtype=torch.float32, hidden=8)
+    ng.set_flat_parameters(net32, ng.flat_parameters(net64).float())
+    x = batch(net64, 200)
+    v = torch.randn(200, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    ref = ng.solve_sr(net64, x, None, v, 1e-2, "cholesky")
+    got = ng.solve_sr(net32, x, None, v.float(), 1e-2, solver)
+    assert got.dtype == torch.float32
+    assert (got.double() - ref).abs().max() / ref.abs().max() < 1e-3
+
+
+def test_conjugate_gradient_converges_on_a_known_system():
+    g = torch.Generator().manual_seed(0)
+    Q, _ = torch.linalg.qr(torch.randn(50, 50, dtype=torch.float64, generator=g))
+    A = Q @ torch.diag(torch.logspace(-3, 1, 50, dtype=torch.float64)) @ Q.t()
+    b = torch.randn(50, dtype=torch.float64, generator=g)
+    y, iters = ng.conjugate_gradient(lambda p: A @ p, b, 1e-12, 500)
+    assert torch.allclose(y, torch.linalg.solve(A, b), atol=1e-8)
+    assert iters <= 250                 # 50 in exact arithmetic; rounding costs more
+    with pytest.raises(CRNSolverError):
+        ng.conjugate_gradient(lambda p: A @ p, b, 1e-12, 3)
+
+
+def test_non_finite_problems_raise_solver_errors():
+    net = network("nade")
+    x = batch(net, 20)
+    v = torch.randn(20, dtype=torch.float64)
+    v[3] = float("nan")
+    with pytest.raises(CRNSolverError) as err:
+        ng.solve_sr(net, x, None, v, 1e-3)
+    assert "dt" in err.value.hint and "lambda" in err.value.hint
+    with pytest.raises(CRNSolverError):
+        ng.solve_sr(net, x, None, torch.zeros(20), 0.0)
+    with pytest.raises(CRNSolverError):
+        ng.solve_sr(net, x, None, torch.zeros(20), 1e-3, solver="qr")
+    with pytest.raises(CRNSolverError):
+        ng.solve_sr(make_network("gru", LOWER, UPPER), x, None, torch.zeros(20), 1e-3, "structured")

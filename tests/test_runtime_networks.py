@@ -1,0 +1,161 @@
+"""Autoregressive networks: exact normalisation, causality, sampling, proposals."""
+import itertools
+
+import pytest
+import torch
+
+from crnlang.errors import CRNSolverError
+from crnlang.runtime.networks import KINDS, make_network
+
+LOWER, UPPER = [0, 1, 2], [2, 3, 5]          # sizes 3, 3, 4: unequal, non-zero lower bounds
+
+
+def whole_box(lower=LOWER, upper=UPPER):
+    """(S, L) every state of the box, in lexicographic order."""
+    return torch.tensor(list(itertools.product(*[range(a, b + 1) for a, b in zip(lower, upper)])))
+
+
+def peaked(kind, dtype=torch.float64, seed=0, layers=1):
+    """A network with parameters scaled up so that its distribution is far from uniform."""
+    g = torch.Generator().manual_seed(seed)
+    net = make_network(kind, LOWER, UPPER, hidden=6, layers=layers, dtype=dtype, generator=g)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=dtype) * 1.5)
+    return net
+
+
+def chi_square(counts, probs):
+    expected = probs * counts.sum()
+    return float(((counts - expected) ** 2 / expected).sum())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_log_prob_is_normalised_over_the_box(kind, dtype):
+    net = peaked(kind, dtype, layers=2)
+    total = net.log_prob(whole_box()).detach().double().exp().sum()
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    assert abs(float(total) - 1.0) < tol
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_outside_the_box_has_log_prob_minus_inf(kind):
+    net = peaked(kind)
+    x = torch.tensor([[3, 1, 2], [0, 0, 2], [0, 1, 6], [2, 3, 5]])
+    lp = net.log_prob(x)
+    assert torch.isinf(lp[:3]).all() and (lp[:3] < 0).all()
+    assert torch.isfinite(lp[3])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_conditionals_agree_with_marginalised_joint(kind):
+    """P(x_i | x_<i) from summing the joint over x_>i equals exp(conditional_logits): this
+    fails if a conditional peeks at x_i or later species (not causal)."""
+    net = peaked(kind, layers=2)
+    box = whole_box()
+    joint = net.log_prob(box).exp().detach().reshape(3, 3, 4)
+    cond = net.conditional_logits(box).exp().detach()              # (S, L, M_max)
+    marg1 = joint.sum((1, 2))
+    marg12 = joint.sum(2)
+    for s, (a, b, c) in enumerate((box - torch.tensor(LOWER)).tolist()):
+        assert torch.allclose(cond[s, 0, :3], marg1, atol=1e-12)
+        assert torch.allclose(cond[s, 1, :3], marg12[a] / marg1[a], atol=1e-12)
+        assert torch.allclose(cond[s, 2, :4], joint[a, b] / marg12[a, b], atol=1e-12)
+    assert (cond[:, 0, 3] == 0).all() and (cond[:, 1, 3] == 0).all()   # beyond M_i
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_sample_frequencies_match_log_prob(kind):
+    net = peaked(kind)
+    box = whole_box()
+    probs = net.log_prob(box).exp().detach()
+    x = net.sample(40000, generator=torch.Generator().manual_seed(5))
+    assert x.dtype == torch.int64 and x.shape == (40000, 3)
+    index = ((x - torch.tensor(LOWER)) * torch.tensor([12, 4, 1])).sum(1)
+    counts = torch.bincount(index, minlength=36).double()
+    keep = probs * 40000 > 5
+    # 35 degrees of freedom: the 0.9999 quantile is about 73
+    assert chi_square(counts[keep], probs[keep] / probs[keep].sum()) < 73
+
+
+def alpha(a):
+    return lambda probs, i: probs ** a
+
+
+def box_kernel(width):
+    def transform(probs, i):
+        padded = torch.nn.functional.pad(probs[:, None], (width, width))
+        return torch.nn.functional.avg_pool1d(padded, 2 * width + 1, stride=1)[:, 0]
+    return transform
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("transform", [alpha(0.3), box_kernel(1)], ids=["alpha", "box"])
+def test_proposal_log_prob_matches_the_transformed_conditionals(kind, transform):
+    net = peaked(kind)
+    box = whole_box()
+    joint = net.log_prob(box).exp().detach().reshape(3, 3, 4)
+    sizes = [3, 3, 4]
+
+    def q_of(p, i):                  # the proposal conditional from an exact conditional p
+        padded = torch.zeros(1, 4, dtype=p.dtype)
+        padded[0, :sizes[i]] = p
+        q = transform(padded, i)[0, :sizes[i]]
+        return q / q.sum()
+
+    expected = []
+    for a, b, c in (box - torch.tensor(LOWER)).tolist():
+        p0 = joint.sum((1, 2))
+        p1 = joint[a].sum(1) / joint[a].sum()
+        p2 = joint[a, b] / joint[a, b].sum()
+        expected.append(q_of(p0, 0)[a] * q_of(p1, 1)[b] * q_of(p2, 2)[c])
+    expected = torch.stack(expected)
+    got = net.proposal_log_prob(box, transform).exp().detach()
+    assert torch.allclose(got, expected, atol=1e-12)
+    assert abs(float(got.sum()) - 1) < 1e-12
+
+    x = net.sample(30000, generator=torch.Generator().manual_seed(2), transform=transform)
+    index = ((x - torch.tensor(LOWER)) * torch.tensor([12, 4, 1])).sum(1)
+    counts = torch.bincount(index, minlength=36).double()
+    keep = got * 30000 > 5
+    assert chi_square(counts[keep], got[keep] / got[keep].sum()) < 73
+
+
+def test_nade_parameter_count_formula():
+    g = torch.Generator().manual_seed(0)
+    net = make_network("nade", [0] * 4, [79] * 4, hidden=16, generator=g)
+    assert net.n_parameters() == 5520                         # METHOD.md: toggle switch
+    net = make_network("nade", [0] * 16, [9] * 16, hidden=16, generator=g)
+    assert net.n_parameters() == 2992                         # METHOD.md: MAPK
+    net = make_network("nade", LOWER, UPPER, hidden=7, generator=g)
+    assert net.n_parameters() == 7 * (3 + 1 + 10) + 10
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_float32_sampling_and_shapes(kind):
+    net = peaked(kind, torch.float32)
+    x = net.sample(100, generator=torch.Generator().manual_seed(0))
+    assert x.dtype == torch.int64
+    assert ((x >= torch.tensor(LOWER)) & (x <= torch.tensor(UPPER))).all()
+    assert net.conditional_logits(x).shape == (100, 3, 4)
+    assert net.log_prob(x).dtype == torch.float32
+
+
+def test_nade_incremental_sampler_equals_generic():
+    from crnlang.runtime.networks import AutoregressiveNet
+
+    net = peaked("nade")
+    a = net.sample(500, generator=torch.Generator().manual_seed(9))
+    b = AutoregressiveNet.sample(net, 500, generator=torch.Generator().manual_seed(9))
+    assert torch.equal(a, b)
+
+
+def test_bad_network_settings_are_reported():
+    with pytest.raises(CRNSolverError) as err:
+        make_network("nadee", [0], [3])
+    assert "nade" in err.value.hint
+    with pytest.raises(CRNSolverError):
+        make_network("nade", [0, 2], [3, 1])
+    with pytest.raises(CRNSolverError):
+        make_network("nade", [0], [3], dtype=torch.float16)
