@@ -1,0 +1,488 @@
+"""The code generator: ``emit(model) -> str`` and ``compile_model(model) -> module``.
+
+The generated module implements exactly the contract of ``crnlang/runtime/kernel.py``. It is
+rendered from ``templates/kernel.py.j2``; everything model-specific is computed here as small
+strings of code. User text (names, labels, paths) reaches the generated source only as
+``repr``'d string literals or inside comments with every non-printable character replaced;
+identifiers and column indices are derived from positions, never from names.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import math
+import os
+import sys
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import CRNAnalysisError, CRNSemanticError
+from ..model.ir import Model, Reaction, uses_time
+from .exprs import ExprCompiler, Piece
+
+TEMPLATE = "kernel.py.j2"
+
+
+# ---------------------------------------------------------------- safe text
+def comment_text(text: str, limit: int = 200) -> str:
+    """User text made safe for a ``#`` comment: one line, printable characters only."""
+    safe = "".join(c if c.isprintable() else "?" for c in str(text))
+    return safe if len(safe) <= limit else safe[: limit - 3] + "..."
+
+
+def py_literal(value: Any) -> str:
+    """Python source for a plain value (str, int, float, bool, None, list/tuple/dict of them)."""
+    if value is None or isinstance(value, bool):
+        return repr(value)
+    if isinstance(value, int):
+        return repr(int(value))
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "math.nan"
+        if math.isinf(value):
+            return "math.inf" if value > 0 else "(-math.inf)"
+        return repr(value)
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, tuple):
+        inner = ", ".join(py_literal(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    if isinstance(value, list):
+        return "[" + ", ".join(py_literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{py_literal(k)}: {py_literal(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"no literal for {type(value).__name__}")
+
+
+# ---------------------------------------------------------------- analysis
+def _analyze(model: Model):
+    try:
+        from ..analysis.analyze import analyze
+    except ImportError:            # TEMPORARY STAND-IN until crnlang.analysis.analyze lands
+        return _standin_analysis(model)
+    return analyze(model)
+
+
+def _standin_analysis(model: Model):
+    """TEMPORARY STAND-IN (codegen, issue 4): an Analysis with no conservation laws and the
+    declared bounds. Used only while crnlang.analysis.analyze does not exist."""
+    import numpy as np
+
+    from ..analysis.types import Analysis
+
+    names = tuple(s.name for s in model.species)
+    stoich = np.zeros((len(names), len(model.reactions)), dtype=np.int64)
+    for k, r in enumerate(model.reactions):
+        for name, d in r.change().items():
+            stoich[names.index(name), k] = d
+    return Analysis(model=model, species=names, stoichiometry=stoich,
+                    rank=int(np.linalg.matrix_rank(stoich)) if stoich.size else 0,
+                    conservation_laws=(), eliminations=(), reduced_species=names,
+                    bounds={s.name: (s.lo, s.hi) for s in model.species},
+                    log10_box=None, log10_reduced=None)
+
+
+# ---------------------------------------------------------------- the model-specific code
+class KernelSource:
+    """Everything the template needs for one model, as code strings and literals."""
+
+    def __init__(self, model: Model, analysis):
+        self.model = model
+        self.analysis = analysis
+        self.all_species = tuple(s.name for s in model.species)
+        self.full_index = {name: j for j, name in enumerate(self.all_species)}
+        self.reduced = tuple(analysis.reduced_species)
+        self.reduced_index = {name: r for r, name in enumerate(self.reduced)}
+        self.eliminations = self._ordered_eliminations()
+        self.bounds = {name: self._bounds_of(name) for name in self.all_species}
+        self.params = model.param_values
+
+    # ------------------------------------------------------------ inputs
+    def _bounds_of(self, name: str) -> tuple[int, int | None]:
+        """(lo, hi) from the analysis (declared or derived), hi None when unbounded."""
+        if name in self.analysis.bounds:
+            lo, hi = self.analysis.bounds[name]
+        else:
+            declared = self.model.species_by_name(name)
+            lo, hi = declared.lo, declared.hi
+        return int(lo), (None if hi is None else int(hi))
+
+    def _ordered_eliminations(self):
+        """Eliminations in an order where each is rebuilt from kept or earlier-rebuilt species."""
+        pending = {e.species: e for e in self.analysis.eliminations}
+        done: list = []
+        known = set(self.reduced)
+        while pending:
+            ready = [name for name, e in pending.items()
+                     if set(e.rebuild_terms()[1]) <= known]
+            if not ready:
+                raise CRNAnalysisError("eliminated species depend on each other cyclically: "
+                                       + ", ".join(sorted(pending)))
+            for name in sorted(ready, key=self.full_index.get):
+                done.append(pending.pop(name))
+                known.add(name)
+        return tuple(done)
+
+    def change_full(self, reaction: Reaction) -> list[int]:
+        delta = reaction.change()
+        return [int(delta.get(name, 0)) for name in self.all_species]
+
+    # ------------------------------------------------------------ code pieces
+    @staticmethod
+    def _rebuild_parts(elimination, col: Callable[[str], str]) -> tuple[str, int]:
+        """(numerator code, own coefficient > 0): species = numerator / own."""
+        total, others, own = elimination.rebuild_terms()
+        if own < 0:
+            total, others, own = -total, {k: -v for k, v in others.items()}, -own
+        code = str(total)
+        for name, coeff in others.items():
+            sign = "-" if coeff > 0 else "+"
+            term = col(name) if abs(coeff) == 1 else f"{abs(coeff)} * {col(name)}"
+            code += f" {sign} {term}"
+        return code, own
+
+    def rebuild_code(self, elimination, col: Callable[[str], str], floor: bool) -> str:
+        """Code of an eliminated species from its conservation law."""
+        code, own = self._rebuild_parts(elimination, col)
+        if own == 1:
+            return f"({code})"
+        return f"(({code}) {'//' if floor else '/'} {own})"
+
+    def divisibility_checks(self, col: Callable[[str], str]) -> list[str]:
+        """Conditions that a rebuilt species is an integer (own coefficient not +-1)."""
+        checks = []
+        for e in self.eliminations:
+            code, own = self._rebuild_parts(e, col)
+            if own != 1:
+                checks.append(f"(({code}) % {own} == 0)")
+        return checks
+
+    def local_rebuilds(self, kept_col: Callable[[int], str], needed: set[str], prefix: str,
+                       slicer: str = "") -> list[dict]:
+        """Local variables ``{prefix}{j}`` for the eliminated species in ``needed`` (and those
+        they are rebuilt from), in dependency order."""
+        wanted = set(needed)
+        for e in reversed(self.eliminations):
+            if e.species in wanted:
+                wanted |= set(e.rebuild_terms()[1])
+
+        def col(name):
+            if name in self.reduced_index:
+                return kept_col(self.reduced_index[name])
+            return f"{prefix}{self.full_index[name]}"
+
+        lines = []
+        for e in self.eliminations:
+            if e.species in wanted:
+                lines.append({"var": f"{prefix}{self.full_index[e.species]}",
+                              "code": self.rebuild_code(e, col, floor=False),
+                              "comment": comment_text(e.species)})
+        return lines
+
+    def mass_action_code(self, reactants, col: Callable[[str], str]) -> str | None:
+        """h(x) of the reactants under the model's kinetics (None for no reactants)."""
+        factors = []
+        for name, s in reactants:
+            c = col(name)
+            if self.model.kinetics == "power":
+                factor = " * ".join([c] * s)
+            else:
+                factor = " * ".join([c] + [f"({c} - {float(j)!r})" for j in range(1, s)])
+                if self.model.kinetics == "binomial" and s > 1:
+                    factor = f"{factor} / {float(math.factorial(s))!r}"
+                elif self.model.kinetics not in ("falling", "binomial"):
+                    raise CRNSemanticError(f"unknown kinetics {self.model.kinetics!r}")
+            factors.append(f"({factor})" if (s > 1 or len(reactants) > 1) else factor)
+        return " * ".join(factors) if factors else None
+
+    def propensity_code(self, reaction: Reaction, col: Callable[[str], str]) -> str:
+        rate = ExprCompiler(self.params, col).compile(reaction.rate)
+        h = self.mass_action_code(reaction.reactants, col) if reaction.mass_action else None
+        if h is None:
+            return rate.numeric()
+        if rate.constant and float(rate.value) == 1.0:
+            return h
+        return f"{rate.numeric()} * ({h})"
+
+    def reaction_comment(self, reaction: Reaction) -> str:
+        def side(terms):
+            return " + ".join(f"{s} {n}" if s != 1 else n for n, s in terms) or "0"
+        arrow = "->" if reaction.mass_action else "=>"
+        return comment_text(f"{reaction.label}: {side(reaction.reactants)} {arrow} "
+                            f"{side(reaction.products)}")
+
+    def species_read_by_rates(self) -> set[str]:
+        from ..model.ir import species_in
+
+        used: set[str] = set()
+        for r in self.model.reactions:
+            used |= species_in(r.rate)
+            if r.mass_action:
+                used |= {n for n, _ in r.reactants}
+        return used
+
+    # ------------------------------------------------------------ functions
+    def propensity_lines(self):
+        """propensities(x, t): locals and one line per reaction, on xf (B, L)."""
+        eliminated = {e.species for e in self.eliminations}
+        needed = self.species_read_by_rates() & eliminated
+        locals_ = self.local_rebuilds(lambda r: f"xf[:, {r}]", needed, "e")
+
+        def col(name):
+            if name in self.reduced_index:
+                return f"xf[:, {self.reduced_index[name]}]"
+            return f"e{self.full_index[name]}"
+
+        lines = [{"k": k, "code": self.propensity_code(r, col), "comment": self.reaction_comment(r)}
+                 for k, r in enumerate(self.model.reactions)]
+        return locals_, lines
+
+    def propensity_prev_lines(self):
+        """The same propensities, reaction k read at xp[:, k, :] (B, K, L)."""
+        eliminated = {e.species for e in self.eliminations}
+        needed = self.species_read_by_rates() & eliminated
+        locals_ = self.local_rebuilds(lambda r: f"xp[:, :, {r}]", needed, "e")
+        lines = []
+        for k, r in enumerate(self.model.reactions):
+            def col(name, k=k):
+                if name in self.reduced_index:
+                    return f"xp[:, {k}, {self.reduced_index[name]}]"
+                return f"e{self.full_index[name]}[:, {k}]"
+            lines.append({"k": k, "code": self.propensity_code(r, col),
+                          "comment": self.reaction_comment(r)})
+        return locals_, lines
+
+    def full_state_columns(self):
+        """full_state(x): the rebuilt locals and one column code per species."""
+        def col(name):
+            if name in self.reduced_index:
+                return f"x[:, {self.reduced_index[name]}]"
+            return f"e{self.full_index[name]}"
+
+        locals_ = [{"var": f"e{self.full_index[e.species]}",
+                    "code": self.rebuild_code(e, col, floor=True),
+                    "comment": comment_text(e.species)} for e in self.eliminations]
+        columns = [{"code": col(name), "comment": comment_text(name)} for name in self.all_species]
+        return locals_, columns
+
+    def fires_lines(self):
+        """fires(x): per reaction, the conditions that x + CHANGE[k] stays in the bounds."""
+        lines = []
+        for k, r in enumerate(self.model.reactions):
+            conds = []
+            for j, d in enumerate(self.change_full(r)):
+                lo, hi = self.bounds[self.all_species[j]]
+                if d > 0 and hi is not None:
+                    conds.append(f"(f[:, {j}] <= {hi - d})")
+                elif d < 0:
+                    conds.append(f"(f[:, {j}] >= {lo - d})")
+            lines.append({"k": k, "code": " & ".join(["ok"] + conds),
+                          "comment": self.reaction_comment(r)})
+        return lines
+
+    def observable_lines(self):
+        def col(name):
+            return f"f[:, {self.full_index[name]}]"
+
+        out = []
+        for obs in self.model.observables:
+            piece: Piece = ExprCompiler(self.params, col).compile(obs.expr)
+            code = piece.truth() if obs.boolean else piece.numeric()
+            out.append({"name": py_literal(obs.name), "code": code, "boolean": obs.boolean,
+                        "comment": comment_text(obs.name)})
+        return out
+
+    def absorbing_lines(self):
+        def col(name):
+            return f"f[:, {self.full_index[name]}]"
+
+        out = []
+        for obs in self.model.observables:
+            if not obs.absorbing:
+                continue
+            if uses_time(obs.expr):
+                raise CRNSemanticError(f"absorbing region {obs.name!r} must not depend on t",
+                                       obs.loc)
+            piece = ExprCompiler(self.params, col).compile(obs.expr)
+            out.append({"code": piece.truth(), "comment": comment_text(obs.name)})
+        return out
+
+    def init_marginals(self):
+        """One marginal constructor per species (code), validated here."""
+        from ..runtime import kernel_support as ks
+
+        out = []
+        for name in self.all_species:
+            dist = self.model.init_of(name)
+            lo, hi = self.bounds[name]
+            try:
+                ctor, args = self._marginal(dist)
+                getattr(ks, ctor)(*args, lo=lo, hi=hi)          # validates
+            except (ValueError, TypeError) as err:
+                raise CRNSemanticError(f"initial distribution of {name!r}: {err}",
+                                       getattr(dist, "loc", None)) from None
+            arg_code = ", ".join(py_literal(a) for a in args)
+            out.append({"code": f"_ks.{ctor}({arg_code}, lo={lo}, hi={py_literal(hi)})",
+                        "comment": comment_text(f"{name} ~ {dist.kind}{tuple(dist.args)}")})
+        return out
+
+    @staticmethod
+    def _marginal(dist) -> tuple[str, tuple]:
+        def integer(v):
+            if float(v) != int(v):
+                raise ValueError(f"{v!r} is not an integer")
+            return int(v)
+
+        kind, args = dist.kind, tuple(dist.args)
+        if kind == "fixed":
+            return "Fixed", (integer(args[0]),)
+        if kind == "poisson":
+            lam = float(args[0])
+            return ("Fixed", (0,)) if lam == 0.0 else ("Poisson", (lam,))
+        if kind == "uniform":
+            return "Uniform", (integer(args[0]), integer(args[1]))
+        if kind == "binomial":
+            n, p = integer(args[0]), float(args[1])
+            if p == 0.0:
+                return "Fixed", (0,)
+            if p == 1.0:
+                return "Fixed", (n,)
+            return "Binomial", (n, p)
+        raise ValueError(f"unknown initial distribution {kind!r}")
+
+    # ------------------------------------------------------------ all of it
+    def context(self) -> dict:
+        from .. import __version__
+
+        m = self.model
+        prop_locals, prop_lines = self.propensity_lines()
+        prev_locals, prev_lines = self.propensity_prev_lines()
+        full_locals, full_columns = self.full_state_columns()
+        eliminated_map = {e.species: e.rebuild_terms() for e in self.eliminations}
+        time_dependent = any(uses_time(r.rate) for r in m.reactions)
+        lattice = None
+        if m.lattice is not None:
+            lattice = {"kind": m.lattice.kind, "shape": list(m.lattice.shape),
+                       "periodic": bool(m.lattice.periodic)}
+        info = {
+            "name": m.name, "source": str(m.source), "crnlang_version": __version__,
+            "kinetics": m.kinetics, "settings": m.settings.to_dict(), "lattice": lattice,
+            "species_base": {s.name: (s.base or s.name) for s in m.species},
+        }
+        reduced_full_index = tuple(self.full_index[n] for n in self.reduced)
+        return {
+            "version": __version__,
+            "source_comment": comment_text(m.source, limit=300),
+            "name_comment": comment_text(m.name),
+            "n_full": len(self.all_species), "n_reduced": len(self.reduced),
+            "n_reactions": len(m.reactions), "kinetics_comment": comment_text(m.kinetics),
+            "name": py_literal(m.name),
+            "species": py_literal(self.reduced),
+            "all_species": py_literal(self.all_species),
+            "eliminated": py_literal(eliminated_map),
+            "lower": py_literal(tuple(self.bounds[n][0] for n in self.reduced)),
+            "upper": py_literal(tuple(self.bounds[n][1] for n in self.reduced)),
+            "full_lower": py_literal(tuple(self.bounds[n][0] for n in self.all_species)),
+            "full_upper": py_literal(tuple(self.bounds[n][1] for n in self.all_species)),
+            "reactions": py_literal(tuple(r.label for r in m.reactions)),
+            "change_full": [self.change_full(r) for r in m.reactions],
+            "change": [[row[self.full_index[n]] for n in self.reduced]
+                       for row in (self.change_full(r) for r in m.reactions)],
+            "reaction_comments": [self.reaction_comment(r) for r in m.reactions],
+            "time_dependent": time_dependent,
+            "observables": py_literal(tuple(o.name for o in m.observables)),
+            "boolean": py_literal(tuple(bool(o.boolean) for o in m.observables)),
+            "absorbing_names": py_literal(tuple(o.name for o in m.observables if o.absorbing)),
+            "model_info": {k: py_literal(v) for k, v in info.items()},
+            "has_eliminations": bool(self.eliminations),
+            "full_locals": full_locals, "full_columns": full_columns,
+            "divisibility": self.divisibility_checks(lambda n: f"f[:, {self.full_index[n]}]"),
+            "prop_locals": prop_locals, "prop_lines": prop_lines,
+            "prev_locals": prev_locals, "prev_lines": prev_lines,
+            "fires_lines": self.fires_lines(),
+            "observable_lines": self.observable_lines(),
+            "observables_use_time": any(uses_time(o.expr) for o in m.observables),
+            "absorbing_lines": self.absorbing_lines(),
+            "init_marginals": self.init_marginals(),
+            "reduced_full_index": py_literal(reduced_full_index),
+        }
+
+
+@lru_cache(maxsize=1)
+def _template():
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(Path(__file__).with_name("templates"))),
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+        trim_blocks=True, lstrip_blocks=True, autoescape=False)
+    return env.get_template(TEMPLATE)
+
+
+def emit(model: Model, analysis=None) -> str:
+    """The generated kernel module of ``model``, as Python source.
+
+    ``analysis``: an ``Analysis`` of the model (computed with ``crnlang.analyze`` if omitted).
+    """
+    if analysis is None:
+        analysis = _analyze(model)
+    return _template().render(**KernelSource(model, analysis).context())
+
+
+# ---------------------------------------------------------------- compile (cache + import)
+_LOADED: dict[str, Any] = {}
+
+
+def cache_dir() -> Path:
+    """$CRNLANG_CACHE, or ~/.cache/crnlang."""
+    root = os.environ.get("CRNLANG_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "crnlang"
+
+
+def source_key(source: str) -> str:
+    """sha256 of the generated source and the crnlang version."""
+    from .. import __version__
+
+    return hashlib.sha256(f"{__version__}\0{source}".encode("utf-8")).hexdigest()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".py")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def compile_model(model: Model, analysis=None):
+    """The generated kernel module of ``model``, imported.
+
+    The source is written to ``cache_dir()/kernel_<key>.py`` (key: sha256 of the source and
+    the crnlang version), so an unchanged model imports the cached file and any change to the
+    model, the code generator or the version gives a new file and a new module name.
+    """
+    source = emit(model, analysis)
+    key = source_key(source)
+    if key in _LOADED:
+        return _LOADED[key]
+    name = f"crnlang_kernel_{key[:32]}"
+    path = cache_dir() / f"kernel_{key[:32]}.py"
+    if not path.exists() or path.read_text(encoding="utf-8") != source:
+        _write_atomic(path, source)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    _LOADED[key] = module
+    return module

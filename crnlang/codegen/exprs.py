@@ -1,0 +1,169 @@
+"""IR expressions -> vectorised torch source code.
+
+Every subexpression that reads neither a species nor ``t`` is folded to a Python literal at
+emit time with the reference interpreter (``crnlang.model.semantics.evaluate``), so the
+generated code and the oracle agree on every constant. Species are read through a caller-given
+``column(name) -> code`` (e.g. ``xf[:, 3]``): user names never become identifiers.
+
+The generated code assumes these locals: ``dtype`` (the float dtype of the computation) and,
+for time-dependent expressions, ``t`` (a 0-d tensor of that dtype).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+from ..errors import CRNSemanticError
+from ..model.ir import (Binary, Call, Compare, Const, Expr, Logic, ParamRef, SpeciesRef,
+                        TimeRef, Unary, species_in, uses_time)
+from ..model.semantics import evaluate
+
+_UNARY_CALLS = {"exp": "torch.exp", "log": "torch.log", "sqrt": "torch.sqrt",
+                "sin": "torch.sin", "cos": "torch.cos", "abs": "torch.abs"}
+_BINARY_OPS = {"+": "+", "-": "-", "*": "*", "/": "/", "^": "**"}
+
+
+def float_literal(value: float) -> str:
+    """Python source for a float, exactly (repr round-trips); negatives parenthesised."""
+    value = float(value)
+    if math.isnan(value):
+        return "math.nan"
+    if math.isinf(value):
+        return "math.inf" if value > 0 else "(-math.inf)"
+    text = repr(value)
+    return f"({text})" if text.startswith("-") else text
+
+
+def constant_literal(value) -> str:
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    return float_literal(value)
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Compiled code of one subexpression.
+
+    ``constant``: the code is a Python literal (``value`` holds it); otherwise it is a tensor
+    expression (shape (B,) or 0-d for ``t``-only parts). ``boolean``: a truth value.
+    """
+
+    code: str
+    constant: bool
+    boolean: bool
+    value: float | bool | None = None
+
+    def numeric(self) -> str:
+        """Code for the value as a number (booleans become 0.0 / 1.0)."""
+        if self.constant:
+            return float_literal(float(self.value))
+        return f"{self.code}.to(dtype)" if self.boolean else self.code
+
+    def truth(self) -> str:
+        """Code for the value as a truth value."""
+        if self.constant:
+            return constant_literal(bool(self.value))
+        return self.code if self.boolean else f"({self.code} != 0)"
+
+
+class ExprCompiler:
+    """Compiles IR expressions of one model to torch code.
+
+    ``params``: parameter values; ``column(species_name) -> code`` reads a species' count as a
+    float tensor of shape (B,).
+    """
+
+    def __init__(self, params: Mapping[str, float], column: Callable[[str], str]):
+        self.params = dict(params)
+        self.column = column
+
+    def compile(self, expr: Expr) -> Piece:
+        if not species_in(expr) and not uses_time(expr):
+            return self._fold(expr)
+        if isinstance(expr, SpeciesRef):
+            return Piece(self.column(expr.name), constant=False, boolean=False)
+        if isinstance(expr, TimeRef):
+            return Piece("t", constant=False, boolean=False)
+        if isinstance(expr, Unary):
+            return self._unary(expr)
+        if isinstance(expr, Binary):
+            left, right = self.compile(expr.left), self.compile(expr.right)
+            return Piece(f"({left.numeric()} {_BINARY_OPS[expr.op]} {right.numeric()})",
+                         constant=False, boolean=False)
+        if isinstance(expr, Compare):
+            return self._compare(expr)
+        if isinstance(expr, Logic):
+            return self._logic(expr)
+        if isinstance(expr, Call):
+            return self._call(expr)
+        raise TypeError(f"not an expression node: {expr!r}")
+
+    # ------------------------------------------------------------ node kinds
+    def _fold(self, expr: Expr) -> Piece:
+        try:
+            value = evaluate(expr, self.params)
+        except (ArithmeticError, ValueError) as err:
+            raise CRNSemanticError(f"cannot evaluate a constant expression: {err}",
+                                   getattr(expr, "loc", None)) from None
+        if isinstance(value, bool):
+            return Piece(constant_literal(value), constant=True, boolean=True, value=value)
+        if isinstance(value, complex):
+            raise CRNSemanticError("a constant expression has a complex value",
+                                   getattr(expr, "loc", None))
+        value = float(value)
+        return Piece(float_literal(value), constant=True, boolean=False, value=value)
+
+    def _unary(self, expr: Unary) -> Piece:
+        arg = self.compile(expr.arg)
+        if expr.op == "not":
+            return Piece(f"(~{arg.truth()})", constant=False, boolean=True)
+        return Piece(f"(-{arg.numeric()})", constant=False, boolean=False)
+
+    def _compare(self, expr: Compare) -> Piece:
+        left, right = self.compile(expr.left), self.compile(expr.right)
+        if left.boolean and right.boolean and expr.op in ("==", "!="):
+            a, b = left.truth(), right.truth()
+        else:
+            a, b = left.numeric(), right.numeric()
+        return Piece(f"({a} {expr.op} {b})", constant=False, boolean=True)
+
+    def _logic(self, expr: Logic) -> Piece:
+        is_and = expr.op == "and"
+        parts = []
+        for arg in expr.args:
+            piece = self.compile(arg)
+            if piece.constant:
+                if bool(piece.value) != is_and:     # False in an `and`, True in an `or`
+                    return Piece(constant_literal(not is_and), True, True, not is_and)
+                continue                            # True in an `and`, False in an `or`
+            parts.append(piece.truth())
+        if not parts:
+            return Piece(constant_literal(is_and), True, True, is_and)
+        if len(parts) == 1:
+            return Piece(parts[0], constant=False, boolean=True)
+        joiner = " & " if is_and else " | "
+        return Piece(f"({joiner.join(parts)})", constant=False, boolean=True)
+
+    def _call(self, expr: Call) -> Piece:
+        args = [self.compile(a) for a in expr.args]
+        if expr.func in _UNARY_CALLS:
+            (arg,) = args
+            return Piece(f"{_UNARY_CALLS[expr.func]}({arg.numeric()})", False, False)
+        if expr.func in ("min", "max"):
+            return self._min_max(expr.func, args)
+        raise CRNSemanticError(f"unknown function {expr.func!r}", getattr(expr, "loc", None))
+
+    @staticmethod
+    def _min_max(func: str, args: list[Piece]) -> Piece:
+        constants = [float(a.value) for a in args if a.constant]
+        tensors = [a.numeric() for a in args if not a.constant]
+        pairwise = "torch.minimum" if func == "min" else "torch.maximum"
+        code = tensors[-1]
+        for other in reversed(tensors[:-1]):
+            code = f"{pairwise}({other}, {code})"
+        if constants:
+            bound = min(constants) if func == "min" else max(constants)
+            side = "max" if func == "min" else "min"
+            code = f"torch.clamp({code}, {side}={float_literal(bound)})"
+        return Piece(code, constant=False, boolean=False)
