@@ -75,5 +75,32 @@ class Analysis:
         return tuple(s for s in self.reduced_species if self.bounds[s][1] is None)
 
     def to_dict(self) -> dict:
-        """Exactly what ``crnlang analyze --json`` prints (LANGUAGE.md field names)."""
-        raise NotImplementedError  # implemented in analysis/analyze.py (issue 3)
+        """What ``crnlang analyze --json`` prints: the LANGUAGE.md fields (species, reactions,
+        conservation_laws, eliminated, bounds, log10_states) and a few more (rank,
+        reachable_states, deficiency, components, ...). Plain JSON types only."""
+        g = self.graph
+        return {
+            "species": list(self.species),
+            "reactions": len(self.model.reactions),
+            "conservation_laws": [law.to_dict() for law in self.conservation_laws],
+            "eliminated": list(self.eliminated),
+            "bounds": {name: [int(lo), None if hi is None else int(hi)]
+                       for name, (lo, hi) in self.bounds.items()},
+            "log10_states": {"box": self.log10_box, "reduced": self.log10_reduced},
+            "reduced_species": list(self.reduced_species),
+            "eliminations": [{"species": e.species, "law": e.law.to_dict(), "reason": e.reason}
+                             for e in self.eliminations],
+            "rank": int(self.rank),
+            "reachable_states": self.reachable_states,
+            "components": [list(c) for c in g.get("components", [])],
+            "complexes": g.get("n_complexes"),
+            "linkage_classes": g.get("n_linkage_classes"),
+            "deficiency": g.get("deficiency"),
+            "weakly_reversible": g.get("weakly_reversible"),
+        }
+
+    def report(self) -> str:
+        """The readable text ``crnlang analyze FILE`` prints."""
+        from .report import report
+
+        return report(self)

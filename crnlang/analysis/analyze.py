@@ -1,0 +1,164 @@
+"""``analyze(model) -> Analysis``: stoichiometry, conservation laws, bounds, elimination,
+graph facts and state-space sizes, in that order."""
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ..errors import CRNAnalysisError
+from ..model.ir import Model
+from .graph import graph_facts
+from .laws import conservation_basis
+from .states import init_support, log10_box, reachable_states
+from .types import Analysis, ConservationLaw, Elimination
+
+
+def stoichiometric_matrix(model: Model) -> np.ndarray:
+    """Net change of each species in each reaction: (n_species, n_reactions) int64."""
+    index = {name: i for i, name in enumerate(model.species_names)}
+    N = np.zeros((len(model.species), len(model.reactions)), dtype=np.int64)
+    for k, r in enumerate(model.reactions):
+        for name, s in r.reactants:
+            N[index[name], k] -= s
+        for name, s in r.products:
+            N[index[name], k] += s
+    return N
+
+
+def analyze(model: Model) -> Analysis:
+    """All the facts a backend needs about ``model`` (see ``Analysis``)."""
+    names = model.species_names
+    N = stoichiometric_matrix(model)
+    vectors, rank = conservation_basis(N)
+    laws = tuple(_law(model, names, vec) for vec in vectors)
+    bounds = derive_bounds(model, laws)
+    eliminations = choose_eliminations(names, laws, bounds)
+    eliminated = {e.species for e in eliminations}
+    reduced = tuple(n for n in names if n not in eliminated)
+    return Analysis(
+        model=model,
+        species=names,
+        stoichiometry=N,
+        rank=rank,
+        conservation_laws=laws,
+        eliminations=eliminations,
+        reduced_species=reduced,
+        bounds=bounds,
+        log10_box=log10_box(names, bounds),
+        log10_reduced=log10_box(reduced, bounds),
+        reachable_states=reachable_states(model, N, bounds, reduced),
+        graph=graph_facts(model, rank),
+    )
+
+
+# ------------------------------------------------------------------ laws and totals
+def _law(model: Model, names: Sequence[str], vec: Sequence[int]) -> ConservationLaw:
+    coefficients = {names[i]: int(c) for i, c in enumerate(vec) if c}
+    low, high = total_range(model, coefficients)
+    return ConservationLaw(coefficients, low if low == high else None)
+
+
+def total_range(model: Model, coefficients: Mapping[str, int]) -> tuple[int | None, int | None]:
+    """Smallest and largest value of sum c_i x_i(0) over the initial distribution
+    (None: no finite end). Equal ends: the total is fixed."""
+    low: int | None = 0
+    high: int | None = 0
+    for name, c in coefficients.items():
+        first, last = init_support(model.init_of(name))
+        ends = (c * first, None if last is None else c * last)
+        lo_end, hi_end = (ends if c > 0 else (ends[1], ends[0]))
+        low = None if low is None or lo_end is None else low + lo_end
+        high = None if high is None or hi_end is None else high + hi_end
+    return low, high
+
+
+# ------------------------------------------------------------------ bounds
+def derive_bounds(model: Model, laws: Sequence[ConservationLaw]) -> dict[str, tuple[int, int | None]]:
+    """Every species -> (lo, hi): hi is the tightest of the declared bound and floor(T / c)
+    over the semi-positive laws containing it, T the law's largest possible total (its
+    total when fixed); None when neither bounds it."""
+    bounds: dict[str, tuple[int, int | None]] = {}
+    for sp in model.species:
+        hi = sp.hi
+        for law in laws:
+            c = law.coefficients.get(sp.name, 0)
+            if c <= 0 or not law.semi_positive:
+                continue
+            top = law.total if law.total is not None else total_range(model, law.coefficients)[1]
+            if top is not None and (hi is None or top // c < hi):
+                hi = top // c
+        if hi is not None and hi < sp.lo:
+            raise CRNAnalysisError(
+                f"species '{sp.name}' has lower bound {sp.lo} but can never exceed {hi}",
+                loc=sp.loc, hint=f"lower the bound of '{sp.name}' or change its initial value")
+        bounds[sp.name] = (sp.lo, hi)
+    return bounds
+
+
+# ------------------------------------------------------------------ elimination
+def choose_eliminations(names: Sequence[str], laws: Sequence[ConservationLaw],
+                        bounds: Mapping[str, tuple[int, int | None]]) -> tuple[Elimination, ...]:
+    """One species per law with a fixed total, so that no eliminated species appears in
+    another elimination's law. Choice per law, in order: coefficient +-1 (the rebuild is then
+    an integer), then the largest bound (unbounded first), then a species no later law
+    contains (the law stays as reported), then model order. When the chosen species is also in
+    another fixed law, that law is replaced by an integer combination without it."""
+    order = {n: i for i, n in enumerate(names)}
+    fixed = [law for law in laws if law.total is not None]
+    rows = [(dict(law.coefficients), int(law.total)) for law in fixed]
+    chosen: list[tuple[int, str, str]] = []
+    for i in range(len(rows)):
+        coeffs, _ = rows[i]
+        taken = {name for _, name, _ in chosen}
+        others = [coeffs2 for k, (coeffs2, _) in enumerate(rows) if k != i]
+        candidates = [n for n in coeffs if n not in taken]
+
+        def key(n: str) -> tuple:
+            hi = bounds[n][1]
+            shared = any(n in o for o in others)
+            return (abs(coeffs[n]) != 1, -(math.inf if hi is None else hi), shared, order[n])
+
+        best = min(candidates, key=key)
+        chosen.append((i, best, _reason(best, coeffs, candidates, key)))
+        for k in range(len(rows)):
+            if k != i and best in rows[k][0]:
+                rows[k] = _cancel(rows[k], rows[i], best)
+    return tuple(
+        Elimination(species=name, law=ConservationLaw(rows[i][0], rows[i][1]), reason=why)
+        for i, name, why in sorted(chosen, key=lambda c: order[c[1]]))
+
+
+def _cancel(row: tuple[dict[str, int], int], pivot: tuple[dict[str, int], int],
+            name: str) -> tuple[dict[str, int], int]:
+    """row with ``name`` cancelled by a multiple of ``pivot``, primitive, mostly positive."""
+    (c, t), (pc, pt) = row, pivot
+    a, b = pc[name], c[name]
+    coeffs = {k: a * c.get(k, 0) - b * pc.get(k, 0) for k in {**c, **pc}}
+    coeffs = {k: v for k, v in coeffs.items() if v}
+    total = a * t - b * pt
+    g = math.gcd(*coeffs.values())
+    if sum(coeffs.values()) < 0:
+        g = -g
+    return {k: v // g for k, v in coeffs.items()}, total // g
+
+
+def _reason(best: str, coeffs: Mapping[str, int], candidates: Sequence[str], key) -> str:
+    """Why ``best`` was chosen among ``candidates``, in words."""
+    hi = key(best)
+    parts = [f"coefficient {coeffs[best]}" + (" (rebuild is an integer)" if not hi[0] else "")]
+    rivals = [n for n in candidates if n != best]
+    if rivals:
+        bound = "unbounded" if hi[1] == -math.inf else f"bound {int(-hi[1])}"
+        if any(key(n)[:2] == hi[:2] for n in rivals):
+            tie = "no other law contains it" if not hi[2] else "first in model order"
+            if any(key(n)[:3] == hi[:3] for n in rivals):
+                tie = "first in model order"
+            parts.append(f"{bound} (tied), {tie}")
+        else:
+            parts.append(f"largest bound ({bound})" if any(key(n)[0] == hi[0] for n in rivals)
+                         else bound)
+    else:
+        parts.append("only species left in the law")
+    return "; ".join(parts)
