@@ -150,3 +150,84 @@ def test_python_example_ir():
         ((), (("X", 1),), ir.Const(10.0)), ((("X", 1),), (), ir.Const(1.0))]
     assert m.init == {"X": ir.InitDist("fixed", (0,))}
     assert m.settings == ir.Settings()
+
+
+# ---------------------------------------------------------------- examples/ and stdlib/
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = {  # name -> (species after expansion, reactions after expansion, kinetics)
+    "birth_death": (1, 2, "binomial"),
+    "gene_expression": (2, 4, "binomial"),
+    "toggle_switch": (6, 8, "power"),
+    "early_life": (3, 6, "binomial"),
+    "epidemic": (3, 6, "binomial"),
+    "mapk": (16, 35, "binomial"),
+    "schlogl": (1, 4, "power"),
+    "schlogl1d": (2, 2 * 4 + 2, "power"),
+    "schlogl2d": (9, 60, "power"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_example_loads(name):
+    from crnlang.model.lower import check_file
+
+    path = ROOT / "examples" / f"{name}.crn"
+    assert check_file(path) == []
+    m = crnlang.load(path)
+    n_species, n_reactions, kinetics = EXAMPLES[name]
+    assert m.name == name
+    assert (len(m.species), len(m.reactions), m.kinetics) == (n_species, n_reactions, kinetics)
+    assert all(s.hi is not None for s in m.species if not s.name.startswith("G"))
+    labels = [r.label for r in m.reactions]
+    assert len(set(labels)) == len(labels)
+
+
+def test_toggle_and_schlogl2d_examples_are_the_language_md_text():
+    assert (ROOT / "examples" / "toggle_switch.crn").read_text(encoding="utf-8") == TOGGLE
+    assert (ROOT / "examples" / "schlogl2d.crn").read_text(encoding="utf-8") == SCHLOGL2D
+
+
+def test_example_rates_from_method_md():
+    bd = crnlang.load(ROOT / "examples" / "birth_death.crn")
+    assert [propensity(bd, r, {"X": 7}) for r in bd.reactions] == pytest.approx([0.1, 0.07])
+    assert bd.init_of("X") == ir.InitDist("poisson", (1.0,)) and bd.species[0].hi == 29
+    el = crnlang.load(ROOT / "examples" / "early_life.crn")
+    assert [el.init_of(n).args[0] for n in ("S0", "S1", "S2")] == [2, 49, 49]
+    ep = crnlang.load(ROOT / "examples" / "epidemic.crn")
+    infect = ep.reactions[0]
+    state = {"S": 50, "I": 10, "R": 0}
+    for t in (0.0, 1.0, 4.5):
+        want = 0.003 * (1 + 0.2 * math.sin(2 * math.pi * t / 6)) * 50 * 10
+        assert propensity(ep, infect, state, t) == pytest.approx(want, rel=1e-12)
+    mk = crnlang.load(ROOT / "examples" / "mapk.crn")
+    cat = {r.label: r for r in mk.reactions}
+    assert cat["enzyme2_cat"].reactants == (("S8", 1),)
+    assert cat["enzyme2_cat"].products == (("S0", 1), ("S5", 1))
+    assert evaluate(cat["enzyme2_cat"].rate, mk.param_values) == 4.5
+    assert mk.init_of("S1").args == (1,) and mk.init_of("S2").args == (3,)
+    s1 = crnlang.load(ROOT / "examples" / "schlogl1d.crn")
+    hops = [r for r in s1.reactions if "hop" in r.label]
+    assert [(r.reactants, r.products) for r in hops] == [((("X[0]", 1),), (("X[1]", 1),)),
+                                                         ((("X[1]", 1),), (("X[0]", 1),))]
+    assert s1.settings.sampling == "alpha" and s1.settings.alpha == 0.3
+
+
+def test_stdlib_modules_and_funcs():
+    m = crnlang.parse("""
+        use ratelaws
+        use enzyme
+        use gene
+        species E <= 5, S <= 5, C <= 5, P <= 5, G in 0..1, M <= 9
+        enzyme(E, S, C, P, 1, 2, 3)
+        gene(G, M, P, 1, 2, 3, 4)
+        0 => S @ 10 * hillr(P, 2, 3) + mm(M, 4, 5) + hill(P, 2, 3) + mmr(M, 4, 5)
+        init G = 1
+    """)
+    labels = [r.label for r in m.reactions]
+    assert labels[:3] == ["enzyme1_bind_fwd", "enzyme1_bind_rev", "enzyme1_cat"]
+    assert labels[3:7] == ["gene1_transcribe", "gene1_translate", "gene1_mrna_decay", "gene1_decay"]
+    rate = m.reactions[-1]
+    assert not rate.mass_action
+    P, M = 3.0, 4.0
+    want = 10 * 8 / (8 + P ** 3) + 4 * M / (5 + M) + P ** 3 / (8 + P ** 3) + 4 * 5 / (5 + M)
+    assert evaluate(rate.rate, {}, {"P": P, "M": M}) == pytest.approx(want)

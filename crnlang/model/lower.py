@@ -329,9 +329,6 @@ class Lowerer:
             raise _err(CRNSemanticError, f"{what} must be {need}, got {value:g}", src, node.pos)
         return int(value)
 
-    def all_names(self) -> list[str]:
-        return list(self.kinds) + ["t", "pi"]
-
     # -------------------------------------------------------- expressions
     def expr(self, node: ast.Node, src: Source, scope: Scope) -> ir.Expr:
         loc = src.loc(node.pos)
@@ -738,7 +735,7 @@ class Lowerer:
         out = []
         for n in stmt.names:
             for a, b in directed_edges(self.lattice):
-                label = f"{n.name}_hop_{'_'.join(map(str, a))}_to_{'_'.join(map(str, b))}"
+                label = f"{n.name}_hop_{'_'.join(map(str, a + b))}"
                 out.append(ir.Reaction(label, ((site_label(n.name, a), 1),), ((site_label(n.name, b), 1),),
                                        rate, True, loc))
         return out
