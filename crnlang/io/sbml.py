@@ -728,7 +728,7 @@ def export_sbml(model: Model) -> str:
             _check(ia.setMath(to_ast(p.expr, name_of)), f"param {p.name}")
     for r in model.reactions:
         rx = m.createReaction()
-        rid = sbml_id(r.label, taken)
+        rid = sbml_id(site_safe_name(r.label), taken)
         ids["reaction:" + r.label] = rid
         _check(rx.setId(rid), f"reaction {r.label}")
         rx.setReversible(False)
