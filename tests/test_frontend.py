@@ -231,3 +231,148 @@ def test_stdlib_modules_and_funcs():
     P, M = 3.0, 4.0
     want = 10 * 8 / (8 + P ** 3) + 4 * M / (5 + M) + P ** 3 / (8 + P ** 3) + 4 * 5 / (5 + M)
     assert evaluate(rate.rate, {}, {"P": P, "M": M}) == pytest.approx(want)
+
+
+# ---------------------------------------------------------------- surface syntax details
+def test_alternative_spellings_comments_and_continuation():
+    m = crnlang.parse("""
+        # a comment line
+        species A, B <= 9   # trailing comment
+        ∅ --> A @ 1
+        A → ∅ @ 2
+        r: A + A <-> B @ min(1,
+                             2), max(3, 4, 5)
+        A => B @ (A +
+                  B) * 0.5
+    """)
+    r = {x.label: x for x in m.reactions}
+    assert r["r1"].reactants == () and r["r1"].products == (("A", 1),)
+    assert r["r2"].reactants == (("A", 1),) and r["r2"].products == ()
+    assert r["r_fwd"].reactants == (("A", 2),)
+    assert evaluate(r["r_fwd"].rate, {}) == 1 and evaluate(r["r_rev"].rate, {}) == 5
+    assert not r["r3"].mass_action and r["r3"].mass_action is False
+    assert evaluate(r["r3"].rate, {}, {"A": 3, "B": 5}) == 4
+
+
+def test_generated_labels_skip_user_labels():
+    m = crnlang.parse("species X\nr2: 0 -> X @ 1\nX -> 0 @ 1\n0 -> X @ 2\n")
+    assert [r.label for r in m.reactions] == ["r2", "r1", "r3"]
+
+
+def test_params_funcs_and_expressions():
+    m = crnlang.parse("""
+        param a = 2, b = a ^ 3 - 1, c = exp(log(b)) / 7
+        func f(x, y) = x * y + a
+        func g(x) = f(x, x) - pi
+        species X <= a * 10
+        X -> 0 @ g(b) + -2 ^ 2
+        0 => X @ sin(t) + f(X, 1)
+        observe both = X > 1 and not (X == 3 or X != X)
+    """)
+    assert m.param_values == {"a": 2, "b": 7, "c": pytest.approx(1.0)}
+    assert m.species[0].hi == 20
+    rate = m.reactions[0].rate
+    assert evaluate(rate, m.param_values) == pytest.approx(7 * 7 + 2 - math.pi - 4)
+    assert ir.uses_time(m.reactions[1].rate)
+    assert evaluate(m.reactions[1].rate, m.param_values, {"X": 5}, t=0.3) == pytest.approx(math.sin(0.3) + 7)
+    obs = m.observables[0]
+    assert obs.boolean
+    assert evaluate(obs.expr, {}, {"X": 2}) is True and evaluate(obs.expr, {}, {"X": 3}) is False
+
+
+def test_init_distributions_and_bounds():
+    m = crnlang.parse("""
+        species A in 2..8, B <= 30, C, D
+        init A ~ uniform(2, 8), B ~ binomial(20, 0.25), C ~ poisson(3.5), D = 4
+    """)
+    assert m.species[0].lo == 2 and m.species[0].hi == 8
+    assert m.init == {"A": ir.InitDist("uniform", (2, 8)), "B": ir.InitDist("binomial", (20, 0.25)),
+                      "C": ir.InitDist("poisson", (3.5,)), "D": ir.InitDist("fixed", (4,))}
+
+
+def test_kinetics_conventions():
+    for kinetics, want in (("binomial", 3 * 10), ("falling", 3 * 20), ("power", 3 * 25)):
+        m = crnlang.parse(f"kinetics {kinetics}\nspecies X\n2 X -> 0 @ 3\n")
+        assert propensity(m, m.reactions[0], {"X": 5}) == want
+
+
+def test_lattice_chain_periodic_and_per_site_rates():
+    m = crnlang.parse("""
+        lattice chain(4, periodic)
+        species X <= 5, Y <= 5
+        X => Y @ 2 * X + Y[0]
+        diffuse X, Y @ 0.5
+        init X = 1, X[2] = 3
+        observe total = sum(X)
+        observe avg = mean(Y)
+        observe some = any(X > 2)
+        observe first = X[0]
+    """)
+    assert m.species_names[:4] == ("X[0]", "X[1]", "X[2]", "X[3]")
+    assert m.species_names[4:] == ("Y[0]", "Y[1]", "Y[2]", "Y[3]")
+    assert len(m.reactions) == 4 + 2 * 8
+    conv = [r for r in m.reactions if not r.mass_action]
+    assert [r.label for r in conv] == ["r1[0]", "r1[1]", "r1[2]", "r1[3]"]
+    assert ir.species_in(conv[2].rate) == {"X[2]", "Y[0]"}
+    hops = [(r.reactants[0][0], r.products[0][0]) for r in m.reactions if r.mass_action]
+    assert ("X[3]", "X[0]") in hops and ("X[0]", "X[3]") in hops and ("Y[1]", "Y[2]") in hops
+    assert m.init_of("X[2]").args == (3,) and m.init_of("X[1]").args == (1,) and m.init_of("Y[0]").args == (0,)
+    state = {n: i for i, n in enumerate(m.species_names)}
+    obs = {o.name: o for o in m.observables}
+    assert evaluate(obs["total"].expr, {}, state) == 0 + 1 + 2 + 3
+    assert evaluate(obs["avg"].expr, {}, state) == pytest.approx((4 + 5 + 6 + 7) / 4)
+    assert evaluate(obs["some"].expr, {}, state) is True and obs["some"].boolean
+    assert evaluate(obs["first"].expr, {}, state) == 0
+
+
+def test_two_site_periodic_chain_does_not_double_edges():
+    m = crnlang.parse("lattice chain(2, periodic)\nspecies X\ndiffuse X @ 1\n")
+    assert len(m.reactions) == 2
+    m = crnlang.parse("lattice grid(2, 3, periodic)\nspecies X\ndiffuse X @ 1\n")
+    # rows: 2 sites (no doubling) -> 1 vertical edge per column (3); columns: ring of 3 -> 3 per row (6)
+    assert len(m.reactions) == 2 * (3 + 6)
+
+
+def test_absorb_marks_the_observable():
+    m = crnlang.parse("species X <= 9\nobserve hi = X >= 5\nobserve x = X\nabsorb hi\n")
+    assert [(o.name, o.boolean, o.absorbing) for o in m.observables] == [("hi", True, True), ("x", False, False)]
+
+
+def test_annotation_types():
+    m = crnlang.parse("""
+        param T = 5
+        @solve(fsp, t_end = 2 * T, lambda = 1e-2, integrator = rk4, dtype = float32, seed = 3, save_every = 2)
+        @network(transformer, hidden = 32, layers = 2)
+        @sampling(diffusive, kernel = 4, reweight = false)
+    """)
+    s = m.settings
+    assert (s.method, s.t_end, s.lam, s.integrator, s.dtype, s.seed, s.save_every) == \
+        ("fsp", 10.0, 1e-2, "rk4", "float32", 3, 2)
+    assert (s.network, s.hidden, s.layers) == ("transformer", 32, 2)
+    assert (s.sampling, s.kernel, s.reweight) == ("diffusive", 4, False)
+    assert isinstance(s.batch, int) and isinstance(s.hidden, int)
+
+
+def test_with_params():
+    from crnlang.model.lower import with_params
+
+    m = crnlang.parse("param a = 2, b = 3 * a, c = 1\nspecies X\nX -> 0 @ b\n")
+    m2 = with_params(m, {"a": 5})
+    assert m2.param_values == {"a": 5, "b": 15, "c": 1}
+    assert m.param_values["b"] == 6  # the original is unchanged
+    assert with_params(m, {"b": 1}).param_values == {"a": 2, "b": 1, "c": 1}
+    with pytest.raises(crnlang.CRNNameError, match="unknown param 'aa'") as info:
+        with_params(m, {"aa": 1})
+    assert "did you mean 'a'" in info.value.hint
+    with pytest.raises(crnlang.CRNError):
+        with_params(m, {"a": -1})  # makes the rate b negative
+    with pytest.raises(crnlang.CRNError):
+        with_params(m, {"a": "x"})
+
+
+def test_load_names_the_model_after_the_file(tmp_path):
+    p = tmp_path / "my_model.crn"
+    p.write_text("species X\n0 -> X @ 1\n")
+    m = crnlang.load(p)
+    assert m.name == "my_model" and m.source == str(p) and m.source_text == p.read_text()
+    assert crnlang.load(str(p)) == m

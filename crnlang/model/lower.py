@@ -13,6 +13,7 @@ Independent problems are collected and raised together (``CRNMultipleErrors``).
 """
 from __future__ import annotations
 
+import difflib
 import keyword
 import math
 from dataclasses import dataclass, field, replace
@@ -56,6 +57,18 @@ class Source:
         line, col = pos
         text = self.lines[line - 1] if 1 <= line <= len(self.lines) else None
         return Loc(self.path, line, col, text)
+
+
+def suggest(name: str, candidates) -> str | None:
+    """did-you-mean, a little more eager than ``did_you_mean`` for short names ('Pz' -> 'Px')."""
+    candidates = list(candidates)
+    hint = did_you_mean(name, candidates)
+    if hint:
+        return hint
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.5)
+    if not close:
+        close = [c for c in candidates if c.lower() == name.lower()][:1]
+    return f"did you mean '{close[0]}'?" if close else None
 
 
 def _err(cls, message: str, src: Source, pos: ast.Pos, hint: str | None = None) -> CRNError:
@@ -124,6 +137,10 @@ class Splicer:
                 if p.name in seen:
                     raise _err(CRNNameError, f"module parameter '{p.name}' appears twice", src, p.pos)
                 seen.add(p.name)
+            for inner in stmt.body:
+                if not isinstance(inner, (ast.ReactionStmt, ast.DiffuseStmt, ast.ModuleCall)):
+                    raise _err(CRNSemanticError, "a module body may contain only reactions, `diffuse` and "
+                               "module calls", src, inner.pos, "declare species and params outside the module")
         except CRNError as e:
             self.errors.append(e)
             return
@@ -135,7 +152,7 @@ class Splicer:
             if not path.is_file():
                 names = sorted(p.stem for p in STDLIB_DIR.glob("*.crn"))
                 self.errors.append(_err(CRNImportError, f"no stdlib module '{stmt.name}'", src, stmt.pos,
-                                        did_you_mean(stmt.name, names) or f"available: {', '.join(names)}"))
+                                        suggest(stmt.name, names) or f"available: {', '.join(names)}"))
                 return
         else:
             base = Path(src.path).parent if src.path != "<string>" else Path.cwd()
@@ -178,7 +195,7 @@ class Splicer:
     def _expand_call(self, call: ast.ModuleCall, src: Source, depth: int):
         mod = self.modules.get(call.name)
         if mod is None:
-            hint = did_you_mean(call.name, self.modules)
+            hint = suggest(call.name, self.modules)
             if call.name in ir.BUILTIN_FUNCS or call.name in REDUCTIONS:
                 hint = f"'{call.name}' is a function; a statement cannot be a bare expression"
             raise _err(CRNNameError, f"unknown module '{call.name}'", src, call.pos,
@@ -402,7 +419,7 @@ class Lowerer:
         visible = [n for n, (k, _, _) in self.kinds.items() if k in ("param", "species")] + ["t", "pi"]
         visible += list(scope.locals)
         raise _err(CRNNameError, f"unknown name '{name}'", src, node.pos,
-                   did_you_mean(name, visible) or "declare it with `param` or `species`")
+                   suggest(name, visible) or "declare it with `param` or `species`")
 
     def site_ref(self, node: ast.IndexExpr, src: Source, scope: Scope) -> ir.Expr:
         name = node.name
@@ -410,7 +427,7 @@ class Lowerer:
             raise _Poisoned(name)
         if self.kinds.get(name, (None,))[0] != "species":
             raise _err(CRNNameError, f"'{name}[...]' indexes something that is not a species", src, node.pos,
-                       did_you_mean(name, [n for n, v in self.kinds.items() if v[0] == "species"]))
+                       suggest(name, [n for n, v in self.kinds.items() if v[0] == "species"]))
         if not scope.species:
             raise _err(CRNSemanticError, f"a {scope.what} cannot depend on species '{name}'", src, node.pos)
         site = self.site_index(name, node.indices, src, node.pos)
@@ -423,7 +440,7 @@ class Lowerer:
         shape = self.lattice.shape
         if len(indices) != len(shape):
             raise _err(CRNSemanticError, f"a site of a {self.lattice.kind} has {len(shape)} index(es), got "
-                       f"{len(indices)}", src, pos, f"{name}[{', '.join('i' * len(shape))}]".replace("ii", "r, c"))
+                       f"{len(indices)}", src, pos, f"write {name}[i]" if len(shape) == 1 else f"write {name}[r, c]")
         site = []
         for i, (ix, n) in enumerate(zip(indices, shape)):
             k = self.integer(ix, src, "a site index", lo=None)
@@ -456,7 +473,7 @@ class Lowerer:
                        f"a {kind} is used by its name, without (...)")
         funcs = [n for n, v in self.kinds.items() if v[0] == "func"] + list(ir.BUILTIN_FUNCS) + list(REDUCTIONS)
         raise _err(CRNNameError, f"unknown function '{name}'", src, node.pos,
-                   did_you_mean(name, funcs) or f"builtins: {', '.join(ir.BUILTIN_FUNCS)}")
+                   suggest(name, funcs) or f"builtins: {', '.join(ir.BUILTIN_FUNCS)}")
 
     def inline(self, node: ast.CallExpr, src: Source, scope: Scope) -> ir.Expr:
         fdef, fsrc = self.funcs[node.func]
@@ -563,7 +580,7 @@ class Lowerer:
     def kinetics_stmt(self, stmt: ast.KineticsStmt, src: Source) -> None:
         if stmt.kind not in ir.KINETICS:
             raise _err(CRNSemanticError, f"unknown kinetics '{stmt.kind}'", src, stmt.kind_pos,
-                       did_you_mean(stmt.kind, ir.KINETICS) or f"use one of {', '.join(ir.KINETICS)}")
+                       suggest(stmt.kind, ir.KINETICS) or f"use one of {', '.join(ir.KINETICS)}")
         self.kinetics = stmt.kind
 
     def lattice_stmts(self, items) -> None:
@@ -682,7 +699,7 @@ class Lowerer:
         if kind is not None:
             raise _err(CRNSemanticError, f"'{name}' is a {kind}, not a species", src, pos)
         raise _err(CRNNameError, f"unknown species '{name}'", src, pos,
-                   did_you_mean(name, [n for n, v in self.kinds.items() if v[0] == "species"])
+                   suggest(name, [n for n, v in self.kinds.items() if v[0] == "species"])
                    or f"declare it: species {name}")
 
     def reaction(self, stmt: ast.ReactionStmt, src: Source, label: str) -> list[ir.Reaction]:
@@ -783,7 +800,7 @@ class Lowerer:
             arity = {"poisson": 1, "uniform": 2, "binomial": 2}
             if item.kind not in arity:
                 raise _err(CRNSemanticError, f"unknown initial distribution '{item.kind}'", src, item.kind_pos,
-                           did_you_mean(item.kind, arity) or "use poisson(lam), uniform(lo, hi) or binomial(n, p)")
+                           suggest(item.kind, arity) or "use poisson(lam), uniform(lo, hi) or binomial(n, p)")
             if len(args) != arity[item.kind]:
                 raise _err(CRNSemanticError, f"{item.kind}() takes {arity[item.kind]} argument(s), got {len(args)}",
                            src, item.kind_pos)
@@ -821,7 +838,7 @@ class Lowerer:
             if n.name in self.poisoned or self.kinds.get(n.name, (None,))[0] == "observable":
                 raise _Poisoned(n.name)
             raise _err(CRNNameError, f"unknown observable '{n.name}'", src, n.pos,
-                       did_you_mean(n.name, self.observables) or "define it with `observe NAME = CONDITION`")
+                       suggest(n.name, self.observables) or "define it with `observe NAME = CONDITION`")
         if not obs.boolean:
             raise _err(CRNSemanticError, f"observable '{n.name}' is a number; only a condition can be absorbing",
                        src, n.pos, f"e.g. observe {n.name}_high = ... > 10")
@@ -844,6 +861,10 @@ def _lower(text: str, filename: str, default_name: str) -> ir.Model:
     lowerer = Lowerer(flat, Source(filename, text), default_name, errors)
     model = lowerer.run()
     if errors:
+        unique = {}
+        for e in errors:
+            unique.setdefault((type(e), e.message, e.loc), e)
+        errors = list(unique.values())
         if len(errors) == 1:
             raise errors[0]
         raise CRNMultipleErrors(sorted(errors, key=_error_order))
@@ -890,7 +911,7 @@ def with_params(model: ir.Model, values: Mapping[str, float]) -> ir.Model:
     for name in values:
         if name not in known:
             raise CRNNameError(f"unknown param '{name}'", None,
-                               did_you_mean(name, known) or (f"params: {', '.join(known)}" if known else
+                               suggest(name, known) or (f"params: {', '.join(known)}" if known else
                                                              "this model has no params"))
     current: dict[str, float] = {}
     params = []
