@@ -78,7 +78,13 @@ def semi_positive_rays(kernel: Kernel, max_rays: int = MAX_RAYS) -> list[list[in
     processed = [position[f] for f in kernel.free]
     todo = [i for i in range(len(active)) if i not in set(processed)]
     while todo:
-        row = min(todo, key=lambda i: (_pairs(R[i]), i))
+        signs = np.sign(R[todo].astype(float)) if R.shape[1] else np.zeros((len(todo), 0))
+        n_pos, n_neg = (signs > 0).sum(axis=1), (signs < 0).sum(axis=1)
+        todo = [i for i, k in zip(todo, n_neg) if k]      # rows already >= 0 stay so
+        if not todo:
+            break
+        work = [int(p) * int(q) for p, q in zip(n_pos, n_neg) if q]
+        row = todo[int(np.argmin(work))]
         todo.remove(row)
         processed.append(row)
         values = R[row]
@@ -103,11 +109,6 @@ def semi_positive_rays(kernel: Kernel, max_rays: int = MAX_RAYS) -> list[list[in
             full[int(s)] = int(R[i, j])
         rays.append(full)
     return rays
-
-
-def _pairs(values) -> int:
-    pos = sum(1 for v in values if v > 0)
-    return pos * sum(1 for v in values if v < 0)
 
 
 def _primitive_col(col: np.ndarray) -> np.ndarray:

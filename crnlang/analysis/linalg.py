@@ -41,16 +41,18 @@ class Kernel:
 
 
 def unique_rows(A: np.ndarray) -> np.ndarray:
-    """Nonzero rows of A up to sign (reversible pairs, repeated reactions), as an int64 array."""
+    """Nonzero rows of A up to sign (reversible pairs, repeated reactions), int64, in order
+    of first appearance."""
     A = np.asarray(A, dtype=np.int64)
-    if A.size == 0:
-        return A.reshape(0, A.shape[1] if A.ndim == 2 else 0)
+    A = A.reshape(A.shape[0], -1)
     A = A[np.any(A != 0, axis=1)]
     if A.shape[0] == 0:
         return A
     first = A[np.arange(A.shape[0]), np.argmax(A != 0, axis=1)]
-    A = A * np.where(first < 0, -1, 1)[:, None]
-    return np.unique(A, axis=0)
+    A = np.ascontiguousarray(A * np.where(first < 0, -1, 1)[:, None])
+    keys = A.view(np.dtype((np.void, A.dtype.itemsize * A.shape[1]))).ravel()
+    _, index = np.unique(keys, return_index=True)
+    return A[np.sort(index)]
 
 
 def integer_kernel(A: np.ndarray) -> Kernel:

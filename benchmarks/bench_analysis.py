@@ -1,0 +1,89 @@
+"""Time ``crnlang.analyze`` on two large networks (target: under 5 s each on 2 cores).
+
+* the Schlögl model on a 10x10 grid: 100 species, 760 reactions (no conservation law);
+* a random network of 1000 species and about 3000 reactions, built so that exact
+  conservation laws exist (closed groups where every reaction conserves a random positive
+  integer "mass") next to open groups (inflow and outflow), so the kernel is neither empty
+  nor trivial.
+
+    python benchmarks/bench_analysis.py
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from a checkout
+
+import crnlang  # noqa: E402
+from crnlang.model.ir import Const, InitDist, Model, Reaction, Species  # noqa: E402
+
+SCHLOGL_GRID = """
+model schlogl_grid
+kinetics power
+param c1 = 2.676, c2 = 0.040, c3 = 108.102, c4 = 37.881, d = 8.2207
+lattice grid(10, 10)
+species X <= 84
+2 X -> 3 X @ c1
+3 X -> 2 X @ c2
+0 -> X     @ c3
+X -> 0     @ c4
+diffuse X @ d
+init X = 50
+"""
+
+
+def random_network(n_species: int = 1000, n_groups: int = 10, per_group: int = 300,
+                   seed: int = 0) -> Model:
+    """Groups of n_species / n_groups species with random reactions inside each group.
+    Species carry a mass 1..4; binding A + B -> C needs mass(C) = mass(A) + mass(B),
+    conversion A -> B equal masses. Every other group is open (0 -> X, X -> 0 too)."""
+    rng = np.random.default_rng(seed)
+    size = n_species // n_groups
+    species, reactions, init = [], [], {}
+    for g in range(n_groups):
+        names = [f"G{g}_{i}" for i in range(size)]
+        mass = rng.integers(1, 5, size=size)
+        species += [Species(n) for n in names]
+        for n in names[:5]:
+            init[n] = InitDist("fixed", (int(rng.integers(0, 4)),))
+        by_mass = {m: [i for i in range(size) if mass[i] == m] for m in range(1, 5)}
+        made = 0
+        while made < per_group:
+            a, b = rng.integers(0, size, size=2)
+            total = mass[a] + mass[b]
+            if rng.random() < 0.5 and total <= 4 and by_mass[total]:
+                c = rng.choice(by_mass[total])
+                reactants = ((names[a], 1), (names[b], 1)) if a != b else ((names[a], 2),)
+                reactions.append(Reaction(f"g{g}_bind{made}", reactants, ((names[c], 1),), Const(1.0)))
+                reactions.append(Reaction(f"g{g}_unbind{made}", ((names[c], 1),), reactants, Const(1.0)))
+                made += 2
+            elif mass[a] == mass[b] and a != b:
+                reactions.append(Reaction(f"g{g}_conv{made}", ((names[a], 1),), ((names[b], 1),), Const(1.0)))
+                made += 1
+        if g % 2:
+            for i in rng.choice(size, size=5, replace=False):
+                reactions.append(Reaction(f"g{g}_in{i}", (), ((names[i], 1),), Const(1.0)))
+                reactions.append(Reaction(f"g{g}_out{i}", ((names[i], 1),), (), Const(1.0)))
+    return Model(name="random", kinetics="binomial", params=(), species=tuple(species),
+                 reactions=tuple(reactions), init=init)
+
+
+def timed(label: str, model: Model) -> None:
+    t0 = time.perf_counter()
+    a = crnlang.analyze(model)
+    seconds = time.perf_counter() - t0
+    print(f"{label}: {len(a.species)} species, {len(model.reactions)} reactions, rank {a.rank}, "
+          f"{len(a.conservation_laws)} laws, {len(a.eliminated)} eliminated: {seconds:.2f} s")
+
+
+def main() -> None:
+    timed("schlogl 10x10 grid", crnlang.parse(SCHLOGL_GRID))
+    timed("random 1000 species", random_network())
+
+
+if __name__ == "__main__":
+    main()
