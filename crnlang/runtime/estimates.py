@@ -1,0 +1,148 @@
+"""What a saved time reports: means, variances, marginals, observable probabilities.
+
+When the reduced box is small (<= EXACT_LIMIT states) every state is enumerated and
+weighted by exp(log P_theta): the figures are exact for the network (no sampling noise).
+Otherwise they are averages over a large batch of samples of P_theta, with standard errors.
+
+A ``Snapshot`` holds one saved time; ``Recorder`` stacks snapshots into a ``Result``.
+Shapes: S states, L reduced species, L_full all species.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+EXACT_LIMIT = 200_000
+SAMPLES = 20_000          # samples per saved time when the box is too big to enumerate
+CHUNK = 50_000            # states per log_prob call when enumerating
+
+
+def box_size(lower, upper) -> int:
+    return math.prod(int(b) - int(a) + 1 for a, b in zip(lower, upper))
+
+
+def box_states(lower, upper) -> torch.Tensor:
+    """(S, L) int64: every state of the box, last species fastest."""
+    axes = [torch.arange(int(a), int(b) + 1) for a, b in zip(lower, upper)]
+    if len(axes) == 1:
+        return axes[0][:, None]
+    return torch.cartesian_prod(*axes)
+
+
+@dataclass
+class Snapshot:
+    """Figures at one saved time (numpy arrays / floats)."""
+
+    t: float
+    means: dict[str, float]
+    variances: dict[str, float]
+    marginals: dict[str, np.ndarray]
+    probs: dict[str, float]
+    stderr: dict[str, float] = field(default_factory=dict)
+    edge_mass: float = 0.0
+
+    def to_state(self) -> dict:
+        """Plain lists and floats (what a checkpoint stores)."""
+        return {"t": self.t, "means": self.means, "variances": self.variances,
+                "marginals": {k: [float(v) for v in m] for k, m in self.marginals.items()},
+                "probs": self.probs, "stderr": self.stderr, "edge_mass": self.edge_mass}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Snapshot":
+        return cls(state["t"], dict(state["means"]), dict(state["variances"]),
+                   {k: np.asarray(m, dtype=np.float64) for k, m in state["marginals"].items()},
+                   dict(state["probs"]), dict(state["stderr"]), state["edge_mass"])
+
+
+class Estimator:
+    """Computes a ``Snapshot`` of a network: exact over the box when small, else sampled."""
+
+    def __init__(self, kernel, lower, upper, generator: torch.Generator | None = None,
+                 samples: int = SAMPLES, exact_limit: int = EXACT_LIMIT):
+        self.kernel = kernel
+        self.lower, self.upper = list(lower), list(upper)
+        self.samples = samples
+        self.generator = generator
+        self.exact = box_size(lower, upper) <= exact_limit
+        self.states = box_states(lower, upper) if self.exact else None
+        self.full_upper = [int(u) if u is not None else None for u in kernel.FULL_UPPER]
+
+    def snapshot(self, net, t: float) -> Snapshot:
+        with torch.no_grad():
+            if self.exact:
+                x = self.states
+                logp = torch.cat([net.log_prob(c) for c in torch.split(x, CHUNK)]).to(torch.float64)
+                w = torch.exp(logp)
+                w = w / w.sum()
+                return self._figures(x, w, t, sampled=False)
+            x = net.sample(self.samples, self.generator)
+            w = torch.full((x.shape[0],), 1.0 / x.shape[0], dtype=torch.float64)
+            return self._figures(x, w, t, sampled=True)
+
+    def _figures(self, x: torch.Tensor, w: torch.Tensor, t: float, sampled: bool) -> Snapshot:
+        """Weighted figures of states x (S, L) with weights w (S,) summing to 1."""
+        kernel = self.kernel
+        full = kernel.full_state(x).to(torch.float64)                # (S, L_full)
+        n = x.shape[0]
+        means, variances, marginals, probs, stderr = {}, {}, {}, {}, {}
+        for j, name in enumerate(kernel.ALL_SPECIES):
+            col = full[:, j]
+            m, v = _mean_var(col, w)
+            means[name], variances[name] = m, v
+            hi = self.full_upper[j]
+            size = int(hi) + 1 if hi is not None else int(col.max()) + 1
+            idx = col.round().to(torch.int64).clamp(0, size - 1)
+            marginals[name] = torch.zeros(size, dtype=torch.float64).index_add_(0, idx, w).numpy()
+            if sampled:
+                stderr[f"mean:{name}"] = math.sqrt(max(v, 0.0) / n)
+        observed = kernel.observables(x, t) if kernel.OBSERVABLES else {}
+        for name, boolean in zip(kernel.OBSERVABLES, kernel.BOOLEAN):
+            value = observed[name]
+            if boolean:
+                p = float((w * value.to(torch.float64)).sum())
+                probs[name] = p
+                if sampled:
+                    stderr[f"prob:{name}"] = math.sqrt(max(p * (1 - p), 0.0) / n)
+            else:
+                m, v = _mean_var(value.to(torch.float64), w)
+                means[name], variances[name] = m, v
+                if sampled:
+                    stderr[f"mean:{name}"] = math.sqrt(max(v, 0.0) / n)
+        lo = torch.as_tensor(self.lower)
+        hi = torch.as_tensor(self.upper)
+        on_edge = ((x == hi) & (hi > lo)).any(-1)
+        edge = float(w[on_edge].sum())
+        return Snapshot(t, means, variances, marginals, probs, stderr, edge)
+
+
+def _mean_var(col: torch.Tensor, w: torch.Tensor) -> tuple[float, float]:
+    m = float((w * col).sum())
+    v = float((w * (col - m) ** 2).sum())
+    return m, v
+
+
+def stack_snapshots(snapshots: list[Snapshot]) -> dict:
+    """Per-name (T,) series (marginals (T, M)) from a list of snapshots."""
+    first = snapshots[0]
+    out = {
+        "times": np.array([s.t for s in snapshots], dtype=np.float64),
+        "means": {k: np.array([s.means[k] for s in snapshots]) for k in first.means},
+        "variances": {k: np.array([s.variances[k] for s in snapshots]) for k in first.variances},
+        "probs": {k: np.array([s.probs[k] for s in snapshots]) for k in first.probs},
+        "stderr": {k: np.array([s.stderr.get(k, np.nan) for s in snapshots]) for k in first.stderr},
+        "edge_mass": np.array([s.edge_mass for s in snapshots]),
+        "marginals": {},
+    }
+    for k in first.marginals:
+        width = max(len(s.marginals[k]) for s in snapshots)
+        table = np.zeros((len(snapshots), width))
+        for row, s in enumerate(snapshots):
+            table[row, :len(s.marginals[k])] = s.marginals[k]
+        out["marginals"][k] = table
+    return out
+
+
+__all__ = ["Estimator", "Snapshot", "stack_snapshots", "box_states", "box_size", "EXACT_LIMIT"]

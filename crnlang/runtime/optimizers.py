@@ -1,0 +1,161 @@
+"""Fitting P_theta to a target: the epoch-based methods (adam, ngd) and the t = 0 fit.
+
+Per time step (METHOD.md): the target is T P_t = P_t (1 + dt E) of the frozen network P_t;
+the per-sample loss is l(n) = log P_theta(n) - log T P_t(n) on samples n of P_theta (or of
+a proposal, with importance weights w).
+
+* ``adam``: REINFORCE, grad = mean(w (l - mean_w l) grad log P_theta), Adam steps
+  (NNCME-1's optimiser), many epochs per time step.
+* ``ngd``:  theta -= lr * solve_sr(values = l): the natural-gradient (stochastic
+  reconfiguration) step, a few epochs per time step.
+
+Shapes: B batch, L reduced species, P parameters.
+"""
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+
+from .stepping import StepPlace, check_finite, get_theta, log_target, set_theta
+
+ADAM_LR = 1e-3          # the adam learning rate when the model leaves lr at its default (1.0)
+
+
+def frozen_copy(net):
+    """A parameter-frozen copy of ``net``: the P_t of one time step."""
+    frozen = copy.deepcopy(net)
+    for p in frozen.parameters():
+        p.requires_grad_(False)
+    return frozen
+
+
+def adam_epochs(net, optimizer, kernel, sampler, t: float, dt: float, batch: int, epochs: int,
+                generator, place: StepPlace) -> float:
+    """Advance P_theta from P_t to T P_t by ``epochs`` REINFORCE/Adam steps; returns the last
+    weighted mean loss (an estimate of KL(P_theta || T P_t))."""
+    frozen = frozen_copy(net)
+    loss_value = math.nan
+    for _ in range(epochs):
+        x, w = sampler.draw(net, batch, generator)
+        target = log_target(frozen, kernel, x, t, dt)
+        log_p = net.log_prob(x)
+        loss = log_p.detach() - target
+        check_finite(loss, "the loss", place)
+        centred = loss - (w * loss).sum() / w.sum()
+        surrogate = (w * centred * log_p).mean()
+        optimizer.zero_grad(set_to_none=True)
+        surrogate.backward()
+        optimizer.step()
+        loss_value = float((w * loss).sum() / w.sum())
+    check_finite(get_theta(net), "the network parameters", place)
+    return loss_value
+
+
+def ngd_epochs(net, solve_sr, kernel, sampler, t: float, dt: float, batch: int, epochs: int,
+               lr: float, lam: float, generator, place: StepPlace) -> float:
+    """Advance P_theta from P_t to T P_t by ``epochs`` natural-gradient steps; returns the
+    last weighted mean loss."""
+    frozen = frozen_copy(net)
+    loss_value = math.nan
+    for _ in range(epochs):
+        x, w = sampler.draw(net, batch, generator)
+        with torch.no_grad():
+            target = log_target(frozen, kernel, x, t, dt)
+            loss = net.log_prob(x) - target
+        check_finite(loss, "the loss", place)
+        delta = solve_sr(net, x, w, loss, lam)
+        check_finite(delta, "the natural-gradient step", place)
+        set_theta(net, get_theta(net) - lr * delta)
+        loss_value = float((w * loss).sum() / w.sum())
+    check_finite(get_theta(net), "the network parameters", place)
+    return loss_value
+
+
+# ------------------------------------------------------------------ t = 0
+def initial_marginals(kernel, lower, upper) -> list[torch.Tensor]:
+    """Per reduced species i, the (M_i,) float64 initial marginal over lower_i..upper_i
+    (truncated to the box and renormalised).
+
+    The initial distribution is independent per species (LANGUAGE.md), so the marginal of
+    species i is P0 along the line through one in-box support state, varying x_i.
+    """
+    draws = kernel.init_sample(256, generator=torch.Generator().manual_seed(0))
+    lo = torch.as_tensor(lower)
+    hi = torch.as_tensor(upper)
+    inside = ((draws >= lo) & (draws <= hi)).all(-1)
+    if not bool(inside.any()):
+        from ..errors import CRNSolverError
+
+        raise CRNSolverError("the initial distribution puts (almost) no mass inside the species bounds",
+                             hint="raise the bounds (X <= N) above the initial copy numbers")
+    base = draws[inside][0]
+    marginals = []
+    for i, (a, b) in enumerate(zip(lower, upper)):
+        line = base.repeat(b - a + 1, 1)
+        line[:, i] = torch.arange(a, b + 1)
+        logp = kernel.init_log_prob(line).to(torch.float64)
+        marginals.append(torch.softmax(logp, 0))
+    return marginals
+
+
+def smoothed(marginals: list[torch.Tensor], spread: float) -> list[torch.Tensor]:
+    """(1 - spread) p_i + spread / M_i per species: log P finite everywhere in the box."""
+    return [(1 - spread) * p + spread / p.numel() for p in marginals]
+
+
+def set_product_distribution(net, marginals: list[torch.Tensor]) -> bool:
+    """Make ``net`` exactly the product of ``marginals`` by zeroing the output weights V and
+    setting the output biases b to log p_i. Returns False when the network has no V/b heads."""
+    V, b, rows = getattr(net, "V", None), getattr(net, "b", None), getattr(net, "head_rows", None)
+    if V is None or b is None or rows is None:
+        return False
+    with torch.no_grad():
+        V.zero_()
+        for i, p in enumerate(marginals):
+            b[rows[i, :p.numel()]] = torch.log(p).to(b.dtype)
+    return True
+
+
+def fit_product(net, marginals: list[torch.Tensor], generator, epochs: int = 2000,
+                batch: int = 2000, lr: float = 0.05) -> None:
+    """Generic fallback: maximum likelihood (forward KL) to the product of ``marginals`` with
+    Adam on fresh samples of the target."""
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    for _ in range(epochs):
+        x = sample_product(marginals, net.lower, batch, generator)
+        loss = -net.log_prob(x).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+
+
+def sample_product(marginals: list[torch.Tensor], lower: torch.Tensor, n: int, generator) -> torch.Tensor:
+    """(n, L) int64 samples of prod_i p_i (values lower_i + offset)."""
+    cols = [torch.multinomial(p, n, replacement=True, generator=generator) for p in marginals]
+    return torch.stack(cols, 1) + lower.to(torch.int64)
+
+
+def product_kl(net, marginals: list[torch.Tensor], generator, n: int = 20000) -> float:
+    """Monte Carlo KL(target || P_theta) of the product target, from n target samples."""
+    x = sample_product(marginals, net.lower, n, generator)
+    with torch.no_grad():
+        log_target_p = sum(torch.log(p[x[:, i] - int(net.lower[i])]) for i, p in enumerate(marginals))
+        return float((log_target_p - net.log_prob(x).to(torch.float64)).mean())
+
+
+def fit_initial(net, kernel, lower, upper, spread: float, generator) -> dict:
+    """Fit P_theta to the initial distribution (smoothed by ``spread``); returns
+    {"init_kl": KL(target || P_theta), "init_spread": spread, "init_fit": "exact" | "adam"}."""
+    marginals = smoothed(initial_marginals(kernel, lower, upper), spread)
+    how = "exact"
+    if not set_product_distribution(net, marginals):
+        fit_product(net, marginals, generator)
+        how = "adam"
+    return {"init_kl": product_kl(net, marginals, generator), "init_spread": spread, "init_fit": how}
+
+
+__all__ = ["adam_epochs", "ngd_epochs", "fit_initial", "frozen_copy", "ADAM_LR", "set_theta"]

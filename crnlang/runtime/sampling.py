@@ -1,0 +1,132 @@
+"""Where the samples of a time step come from: P_theta itself or an enhanced proposal q.
+
+Proposals (METHOD.md, ``@sampling``):
+
+* ``plain``      samples of P_theta, all weights 1;
+* ``alpha``      every conditional raised to the power alpha and renormalised (alpha < 1
+                 flattens it, so the tails are visited);
+* ``diffusive``  every conditional convolved with a box kernel of half-width ``kernel``;
+* ``mixture``    a fraction ``uniform`` of the batch drawn uniformly over the box, the rest
+                 from P_theta; every sample is weighted by the mixture density
+                 q = (1 - u) P_theta + u / |box|.
+
+Importance weights w = P_theta / q are normalised to mean 1; weights above sqrt(B) times
+the mean are clipped (truncated importance sampling) and the rest renormalised, so one
+sample cannot carry the whole batch. With ``reweight = false`` every weight is 1.
+
+Shapes: B batch, L species, M_max largest number of outcomes of one species.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+PROPOSALS = ("plain", "alpha", "diffusive", "mixture")
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """A proposal and the rule for its weights (see the module docstring)."""
+
+    kind: str = "plain"
+    alpha: float = 0.3
+    kernel: int = 10
+    uniform: float = 0.1
+    reweight: bool = True
+
+    @classmethod
+    def from_settings(cls, settings) -> "Sampler":
+        if settings.sampling not in PROPOSALS:
+            from ..errors import CRNSolverError, did_you_mean
+
+            raise CRNSolverError(f"unknown sampling '{settings.sampling}'",
+                                 hint=did_you_mean(settings.sampling, PROPOSALS)
+                                 or f"use one of {', '.join(PROPOSALS)}")
+        return cls(settings.sampling, float(settings.alpha), int(settings.kernel),
+                   float(settings.uniform), bool(settings.reweight))
+
+    def transform(self):
+        """The per-conditional transform of ``net.sample`` / ``net.proposal_log_prob`` (or None)."""
+        if self.kind == "alpha":
+            return alpha_transform(self.alpha)
+        if self.kind == "diffusive":
+            return diffusive_transform(self.kernel)
+        return None
+
+    def draw(self, net, n: int, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """n samples and their importance weights: ((n, L) int64, (n,) float, mean 1)."""
+        if self.kind == "plain":
+            x = net.sample(n, generator)
+            return x, torch.ones(n, dtype=_dtype(net), device=x.device)
+        if self.kind == "mixture":
+            n_uniform = min(n, int(round(self.uniform * n)))
+            x = torch.cat([net.sample(n - n_uniform, generator),
+                           uniform_box(net, n_uniform, generator)])
+            if not self.reweight:
+                return x, torch.ones(n, dtype=_dtype(net), device=x.device)
+            with torch.no_grad():
+                log_p = net.log_prob(x)
+                log_q = torch.logaddexp(log_p + math.log1p(-self.uniform) if self.uniform < 1
+                                        else torch.full_like(log_p, -math.inf),
+                                        torch.full_like(log_p, math.log(self.uniform) - log_box_size(net)))
+            return x, importance_weights(log_p - log_q)
+        transform = self.transform()
+        x = net.sample(n, generator, transform)
+        if not self.reweight:
+            return x, torch.ones(n, dtype=_dtype(net), device=x.device)
+        with torch.no_grad():
+            log_w = net.log_prob(x) - net.proposal_log_prob(x, transform)
+        return x, importance_weights(log_w)
+
+
+def importance_weights(log_w: torch.Tensor) -> torch.Tensor:
+    """(B,) log(P/q) -> (B,) weights with mean 1, the heavy tail clipped at sqrt(B)."""
+    w = torch.exp(log_w - log_w.max())
+    w = w / w.mean()
+    cap = math.sqrt(w.numel())
+    if bool((w > cap).any()):
+        w = w.clamp(max=cap)
+        w = w / w.mean()
+    return w
+
+
+def effective_sample_size(w: torch.Tensor) -> float:
+    """Kish's effective sample size (sum w)^2 / sum w^2 of (B,) weights."""
+    return float(w.sum() ** 2 / (w * w).sum())
+
+
+def alpha_transform(alpha: float):
+    """Conditionals proportional to p^alpha."""
+    def transform(probs: torch.Tensor, i: int) -> torch.Tensor:
+        return probs.clamp(min=0) ** alpha
+    return transform
+
+
+def diffusive_transform(width: int):
+    """Conditionals convolved with a box kernel over offsets -width..width (outcomes beyond M_i
+    are masked by the network)."""
+    def transform(probs: torch.Tensor, i: int) -> torch.Tensor:
+        n, m = probs.shape
+        kernel = torch.ones(1, 1, 2 * width + 1, dtype=probs.dtype, device=probs.device)
+        out = torch.nn.functional.conv1d(probs.unsqueeze(1), kernel, padding=width)
+        return out.squeeze(1)[:, :m]
+    return transform
+
+
+def uniform_box(net, n: int, generator: torch.Generator | None) -> torch.Tensor:
+    """(n, L) int64 states uniform over the network's box."""
+    sizes = net.sizes.to(torch.float64)
+    u = torch.rand(n, net.n_species, dtype=torch.float64, generator=generator, device=net.sizes.device)
+    k = torch.minimum((u * sizes).to(torch.int64), net.sizes - 1)
+    return net.lower + k
+
+
+def log_box_size(net) -> float:
+    """log of the number of states of the network's box."""
+    return float(torch.log(net.sizes.to(torch.float64)).sum())
+
+
+def _dtype(net) -> torch.dtype:
+    return next(net.parameters()).dtype

@@ -1,0 +1,232 @@
+"""The neural CME solver: ``solve_neural(model) -> Result`` (methods adam, ngd, tdvp).
+
+    kernel = crnlang.compile(model)                 # the model's generated module
+    net    = make_network(...)                      # P_theta over the reduced species
+    t = 0:  P_theta := the initial distribution (1 - spread) P0 + spread * uniform, checked
+    every step: adam / ngd epochs towards T P_t, or a tdvp integrator step
+    every save_every steps: a Snapshot (exact over the box when it is small), a checkpoint
+
+Settings come from ``model.settings`` (already merged with the caller's overrides).
+``run_neural`` does the work on a kernel module directly (tests use it with hand-written
+kernels); ``solve_neural`` compiles the model first.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from ..errors import CRNAnalysisError, CRNSolverError, did_you_mean
+from ..result import Result
+from .checkpoint import load_checkpoint, save_checkpoint
+from .estimates import Estimator, Snapshot, stack_snapshots
+from .optimizers import ADAM_LR, adam_epochs, fit_initial, ngd_epochs
+from .rare import rare_probability
+from .sampling import Sampler
+from .stepping import INTEGRATORS, TDVP, StepPlace, adaptive_step, integrate
+
+METHODS = ("tdvp", "ngd", "adam")
+DEFAULT_EPOCHS = {"adam": 100, "ngd": 5, "tdvp": 1}
+INIT_SPREAD = 1e-5       # mass of the initial distribution spread uniformly over the box
+ADAPTIVE_TOL = 1e-3      # rms change of log P per step allowed by the adaptive integrator
+INIT_KL_WARN = 1e-2
+EDGE_WARN = 1e-3
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+class RunInterrupted(Exception):
+    """Raised by ``run_neural(stop_after_saves=N)``: a stand-in for a killed run (tests)."""
+
+
+def solve_neural(model, checkpoint_dir=None, resume: bool = False, progress: bool = False) -> Result:
+    """Solve ``model`` (a crnlang Model) with its settings' neural method."""
+    import crnlang
+
+    kernel = crnlang.compile(model)
+    return run_neural(kernel, model.settings, checkpoint_dir=checkpoint_dir, resume=resume,
+                      progress=progress)
+
+
+def check_bounded(kernel) -> None:
+    """Refuse a reduced species without an upper bound (CRNAnalysisError naming it)."""
+    for name, hi in zip(kernel.SPECIES, kernel.UPPER):
+        if hi is None:
+            raise CRNAnalysisError(
+                f"species '{name}' has no upper bound; the neural solvers need a bounded box",
+                hint=f"declare a bound, e.g. `species {name} <= 100`")
+
+
+def _solver_settings(settings) -> None:
+    if settings.method not in METHODS:
+        raise CRNSolverError(f"'{settings.method}' is not a neural method",
+                             hint=did_you_mean(settings.method, METHODS) or f"use one of {', '.join(METHODS)}")
+    if settings.integrator not in INTEGRATORS:
+        raise CRNSolverError(f"unknown integrator '{settings.integrator}'",
+                             hint=did_you_mean(settings.integrator, INTEGRATORS)
+                             or f"use one of {', '.join(INTEGRATORS)}")
+    if settings.dtype not in DTYPES:
+        raise CRNSolverError(f"unknown dtype '{settings.dtype}'", hint="use float32 or float64")
+    if not (settings.dt > 0 and settings.t_end > 0):
+        raise CRNSolverError("dt and t_end must be positive", hint="e.g. dt = 1e-3, t_end = 10")
+    if settings.batch < 2 or settings.save_every < 1:
+        raise CRNSolverError("batch must be at least 2 and save_every at least 1")
+
+
+def save_steps(settings) -> list[int]:
+    """Nominal step numbers of the saved times after t = 0 (the last one is the final step)."""
+    n_steps = max(1, int(round(settings.t_end / settings.dt)))
+    steps = list(range(settings.save_every, n_steps + 1, settings.save_every))
+    if not steps or steps[-1] != n_steps:
+        steps.append(n_steps)
+    return steps
+
+
+def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
+               progress: bool = False, init_spread: float = INIT_SPREAD,
+               tol: float = ADAPTIVE_TOL, log_euler: bool = True, solver: str = "auto",
+               stop_after_saves: int | None = None) -> Result:
+    """The neural solve of a kernel module (see the module docstring).
+
+    ``log_euler``: the tdvp euler step uses the reference's values log(1 + dt E)/dt instead
+    of E. ``solver``: the linear solve of ngd/tdvp (natgrad.solve_sr: auto, cholesky,
+    structured, cg). ``stop_after_saves``: raise RunInterrupted after that many saves in
+    this call (stands in for a killed run in tests).
+    """
+    from .natgrad import solve_sr as _solve_sr
+    from .networks import make_network
+
+    wall_start = time.perf_counter()
+    _solver_settings(settings)
+    check_bounded(kernel)
+    method, dtype = settings.method, DTYPES[settings.dtype]
+    lower, upper = [int(v) for v in kernel.LOWER], [int(v) for v in kernel.UPPER]
+    generator = torch.Generator().manual_seed(int(settings.seed))
+    net = make_network(settings.network, lower, upper, hidden=settings.hidden,
+                       layers=settings.layers, dtype=dtype, generator=generator)
+    sampler = Sampler.from_settings(settings)
+    epochs = settings.epochs if settings.epochs is not None else DEFAULT_EPOCHS[method]
+    lr = settings.lr
+    if method == "adam" and lr == 1.0:       # the shared default suits ngd/tdvp, not Adam
+        lr = ADAM_LR
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr) if method == "adam" else None
+
+    def solve_sr(net_, x, w, values, lam):
+        return _solve_sr(net_, x, w, values, lam, solver=solver)
+
+    tdvp = TDVP(kernel, sampler, solve_sr, settings.batch, settings.lam,
+                log_euler=log_euler and settings.integrator == "euler")
+    estimator = Estimator(kernel, lower, upper, generator=torch.Generator().manual_seed(int(settings.seed) + 1))
+    targets = save_steps(settings)
+    dt = settings.dt
+
+    state = load_checkpoint(checkpoint_dir) if (checkpoint_dir is not None and resume) else None
+    if state is not None:
+        if state["settings"] != settings.to_dict():
+            raise CRNSolverError("the checkpoint was written with other settings",
+                                 hint="resume with the same settings, or start afresh without --resume")
+        net.load_state_dict(state["net"])
+        if optimizer is not None:
+            optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["rng"])
+        estimator.generator.set_state(state["estimator_rng"])
+        step, t, h = state["step"], state["t"], state["h"]
+        snapshots = [Snapshot.from_state(s) for s in state["snapshots"]]
+        extra = state["extra"]
+    else:
+        extra = fit_initial(net, kernel, lower, upper, init_spread, generator)
+        extra.update({"losses": [], "substeps": 0, "method": method})
+        step, t, h = 0, 0.0, dt
+        snapshots = [estimator.snapshot(net, 0.0)]
+
+    def checkpoint() -> None:
+        if checkpoint_dir is None:
+            return
+        save_checkpoint(checkpoint_dir, {
+            "settings": settings.to_dict(), "net": net.state_dict(),
+            "optimizer": optimizer.state_dict() if optimizer is not None else None,
+            "rng": generator.get_state(), "estimator_rng": estimator.generator.get_state(),
+            "step": step, "t": t, "h": h, "snapshots": [s.to_state() for s in snapshots],
+            "extra": extra})
+
+    if state is None:
+        checkpoint()
+    bar = _progress_bar(progress, targets[-1], step)
+    saves_this_call = 0
+    for target in targets:
+        if target <= step:
+            continue
+        t_target = target * dt
+        if settings.integrator == "adaptive" and method == "tdvp":
+            while t < t_target * (1 - 1e-12):
+                place = StepPlace(step, t, h, settings.lam, settings.dtype)
+                h_try = min(h, t_target - t)
+                taken, h_next = adaptive_step(tdvp, net, t, h_try, settings.t_end, tol, generator, place)
+                t = t_target if taken >= t_target - t else t + taken
+                h = max(h_next, h) if h_try < h and taken == h_try else h_next
+                extra["substeps"] += 1
+            step = target
+            bar.update(target - bar.n)
+        else:
+            while step < target:
+                t = step * dt
+                place = StepPlace(step, t, dt, settings.lam, settings.dtype)
+                if method == "tdvp":
+                    integrate(tdvp, net, t, dt, settings.integrator, generator, place)
+                elif method == "ngd":
+                    extra["losses"].append(ngd_epochs(net, solve_sr, kernel, sampler, t, dt, settings.batch,
+                                                      epochs, lr, settings.lam, generator, place))
+                else:
+                    extra["losses"].append(adam_epochs(net, optimizer, kernel, sampler, t, dt, settings.batch,
+                                                       epochs, generator, place))
+                step += 1
+                extra["substeps"] += 1
+                bar.update(1)
+            t = step * dt
+        snapshots.append(estimator.snapshot(net, t))
+        checkpoint()
+        saves_this_call += 1
+        if stop_after_saves is not None and saves_this_call >= stop_after_saves and target != targets[-1]:
+            bar.close()
+            raise RunInterrupted(f"stopped after {saves_this_call} saves at step {step}")
+    bar.close()
+
+    if settings.rare:
+        extra["rare"] = _rare_events(net, kernel, settings, t)
+    return _result(kernel, settings, snapshots, extra, net, init_spread,
+                   time.perf_counter() - wall_start)
+
+
+def _rare_events(net, kernel, settings, t: float) -> dict:
+    out = {}
+    booleans = {n for n, b in zip(kernel.OBSERVABLES, kernel.BOOLEAN) if b}
+    for name in settings.rare:
+        if name not in booleans:
+            raise CRNSolverError(f"@rare({name}): no boolean observable named '{name}'",
+                                 hint=did_you_mean(name, booleans) or "declare it with `observe NAME = CONDITION`")
+        gen = torch.Generator().manual_seed(int(settings.seed) + 2)
+        out[name] = rare_probability(net, kernel, name, t, settings.alpha, generator=gen)
+    return out
+
+
+def _result(kernel, settings, snapshots, extra, net, init_spread, wall) -> Result:
+    series = stack_snapshots(snapshots)
+    warnings = []
+    if extra.get("init_kl", 0.0) > INIT_KL_WARN:
+        warnings.append(f"the network fits the initial distribution only to KL {extra['init_kl']:.3g}")
+    edge = float(series["edge_mass"].max())
+    if edge > EDGE_WARN:
+        warnings.append(f"up to {edge:.3g} of the probability sits on the edge of the box: "
+                        "raise the species bounds")
+    extra = dict(extra, n_parameters=sum(p.numel() for p in net.parameters()))
+    return Result(method=settings.method, model_name=kernel.NAME, times=series["times"],
+                  species=tuple(kernel.ALL_SPECIES), means=series["means"],
+                  variances=series["variances"], marginals=series["marginals"],
+                  probs=series["probs"], stderr=series["stderr"], edge_mass=series["edge_mass"],
+                  settings=settings.to_dict(), wall_seconds=wall, warnings=warnings, extra=extra)
+
+
+def _progress_bar(enabled: bool, total: int, done: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=done, disable=not enabled, unit="step", leave=False)
+

@@ -1,0 +1,209 @@
+"""One time step of the CME on an autoregressive network (METHOD.md, "One time step").
+
+The local rate of the frozen distribution P_t at a state n,
+
+    E(n) = sum_k a_in_k(n) P_t(n - nu_k) / P_t(n) - sum_k out_rate_k(n),
+
+is what every method reads: ``adam`` and ``ngd`` fit the Euler target T P_t = P_t (1 + dt E)
+over several epochs; ``tdvp`` solves for theta_dot with d log P_theta / dt = E(n) in the
+least-squares sense (one linear solve per stage) and integrates it with euler, heun, rk4 or
+an adaptive heun/euler pair.
+
+P_t at the K shifted states of every sample comes from ONE batched ``log_prob`` call on the
+(B*K, L) shifted states; kernel.shifted gives a_in = 0 where n - nu_k is outside the support.
+
+Shapes: B batch, K reactions, L reduced species, P network parameters.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
+from ..errors import CRNSolverError
+
+INTEGRATORS = ("euler", "heun", "rk4", "adaptive")
+
+
+# ------------------------------------------------------------------ the local rate
+def shifted_log_probs(net, kernel, x: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """log P_t(n - nu_k) and a_in_k(n): ((B, K), (B, K)); log P is -inf where a_in is 0."""
+    x_prev, a_in = kernel.shifted(x, t)
+    B, K, L = x_prev.shape
+    with torch.no_grad():
+        log_p_prev = net.log_prob(x_prev.reshape(B * K, L)).view(B, K)
+    a_in = a_in.to(log_p_prev.dtype)
+    log_p_prev = log_p_prev.masked_fill(a_in <= 0, -math.inf)
+    return log_p_prev, a_in
+
+
+def local_rate(net, kernel, x: torch.Tensor, t: float,
+               log_p: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, L) states -> (B,) E(n) of the distribution ``net`` (treated as frozen)."""
+    with torch.no_grad():
+        if log_p is None:
+            log_p = net.log_prob(x)
+        log_p_prev, a_in = shifted_log_probs(net, kernel, x, t)
+        ratio = torch.exp(log_p_prev - log_p[:, None])
+        in_flux = torch.where(a_in > 0, a_in * ratio, torch.zeros_like(ratio)).sum(-1)
+        out = kernel.out_rates(x, t).to(log_p.dtype).sum(-1)
+    return in_flux - out
+
+
+def log_target(net, kernel, x: torch.Tensor, t: float, dt: float,
+               log_p: torch.Tensor | None = None) -> torch.Tensor:
+    """(B,) log T P_t(n) = log[P_t(n) (1 - dt out(n)) + dt sum_k a_in_k P_t(n - nu_k)].
+
+    Computed as one logsumexp so tiny P_t cannot overflow. Raises CRNSolverError when
+    1 - dt * out(n) <= 0 (the Euler target is not a distribution: dt too large).
+    """
+    with torch.no_grad():
+        if log_p is None:
+            log_p = net.log_prob(x)
+        log_p_prev, a_in = shifted_log_probs(net, kernel, x, t)
+        out = kernel.out_rates(x, t).to(log_p.dtype).sum(-1)
+        stay = 1.0 - dt * out
+        if bool((stay <= 0).any()):
+            worst = float(out.max())
+            raise CRNSolverError(
+                f"the Euler target 1 - dt*out(n) is not positive (dt = {dt:g}, out-rate up to {worst:.4g})",
+                hint=f"use dt below {1.0 / worst:.3g}, or the tdvp method")
+        terms = torch.cat([(log_p + torch.log(stay))[:, None],
+                           torch.log(dt * a_in.clamp(min=0)) + log_p_prev], dim=1)
+        return torch.logsumexp(terms, dim=1)
+
+
+# ------------------------------------------------------------------ guards
+def check_finite(value: torch.Tensor, quantity: str, where: "StepPlace") -> None:
+    """Raise CRNSolverError naming the step, time and quantity when ``value`` has NaN/Inf."""
+    if not bool(torch.isfinite(value).all()):
+        raise CRNSolverError(
+            f"{quantity} is not finite at step {where.step} (t = {where.t:.6g})",
+            hint=f"try a smaller dt (now {where.dt:g}), a larger lambda (now {where.lam:g}), "
+                 f"or dtype = float64 (now {where.dtype})")
+
+
+@dataclass
+class StepPlace:
+    """Where the solver is, for error messages."""
+
+    step: int
+    t: float
+    dt: float
+    lam: float
+    dtype: str
+
+
+# ------------------------------------------------------------------ parameters as one vector
+def get_theta(net) -> torch.Tensor:
+    """(P,) copy of the parameters (in ``net.parameters()`` order)."""
+    return parameters_to_vector(net.parameters()).detach().clone()
+
+
+def set_theta(net, theta: torch.Tensor) -> None:
+    with torch.no_grad():
+        vector_to_parameters(theta, net.parameters())
+
+
+# ------------------------------------------------------------------ TDVP
+@dataclass
+class TDVP:
+    """theta_dot = argmin sum_b w_b (O_b theta_dot - E_b)^2 + lam |theta_dot|^2 (centred).
+
+    ``solve_sr(net, x, weights, values, lam)`` is the linear solver (natgrad.solve_sr).
+    ``log_euler``: use values log(1 + dt E)/dt (the reference's Euler form, robust where
+    P_t is tiny) instead of E; only meaningful for the euler integrator.
+    """
+
+    kernel: object
+    sampler: object
+    solve_sr: object
+    batch: int
+    lam: float
+    log_euler: bool = False
+
+    def velocity(self, net, t: float, generator, place: StepPlace, dt: float | None = None):
+        """theta_dot (P,), and the samples (x (B, L), w (B,)) it used."""
+        x, w = self.sampler.draw(net, self.batch, generator)
+        with torch.no_grad():
+            log_p = net.log_prob(x)
+            if self.log_euler and dt is not None:
+                values = (log_target(net, self.kernel, x, t, dt, log_p) - log_p) / dt
+            else:
+                values = local_rate(net, self.kernel, x, t, log_p)
+        check_finite(values, "the local rate E(n)", place)
+        theta_dot = self.solve_sr(net, x, w, values, self.lam)
+        check_finite(theta_dot, "theta_dot", place)
+        return theta_dot.detach(), x, w
+
+
+def integrate(tdvp: TDVP, net, t: float, h: float, integrator: str, generator,
+              place: StepPlace) -> None:
+    """Advance ``net`` from t to t + h with one step of ``integrator`` (euler, heun, rk4).
+
+    Every stage draws its samples with the same random numbers (common random numbers), so
+    the stages differ by the change of theta, not by sampling noise.
+    """
+    theta = get_theta(net)
+    start = generator.get_state() if generator is not None else None
+
+    def f(th: torch.Tensor, s: float) -> torch.Tensor:
+        if start is not None:
+            generator.set_state(start)
+        set_theta(net, th)
+        return tdvp.velocity(net, s, generator, place, dt=h)[0]
+
+    if integrator == "euler":
+        new = theta + h * f(theta, t)
+    elif integrator == "heun":
+        k1 = f(theta, t)
+        k2 = f(theta + h * k1, t + h)
+        new = theta + 0.5 * h * (k1 + k2)
+    elif integrator == "rk4":
+        k1 = f(theta, t)
+        k2 = f(theta + 0.5 * h * k1, t + 0.5 * h)
+        k3 = f(theta + 0.5 * h * k2, t + 0.5 * h)
+        k4 = f(theta + h * k3, t + h)
+        new = theta + (h / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4)
+    else:
+        raise CRNSolverError(f"unknown integrator '{integrator}'", hint=f"use one of {', '.join(INTEGRATORS)}")
+    check_finite(new, "the network parameters", place)
+    set_theta(net, new)
+
+
+def adaptive_step(tdvp: TDVP, net, t: float, h: float, h_max: float, tol: float, generator,
+                  place: StepPlace) -> tuple[float, float]:
+    """One accepted heun step with an euler error estimate; returns (h taken, next h).
+
+    The error is the weighted rms difference of log P between the heun and the euler
+    result on the step's samples; a step whose error exceeds ``tol`` is retried with a
+    smaller h (same random numbers).
+    """
+    theta = get_theta(net)
+    start = generator.get_state() if generator is not None else None
+    while True:
+        if start is not None:
+            generator.set_state(start)
+        set_theta(net, theta)
+        k1, x, w = tdvp.velocity(net, t, generator, place)
+        euler = theta + h * k1
+        if start is not None:
+            generator.set_state(start)
+        set_theta(net, euler)
+        k2 = tdvp.velocity(net, t + h, generator, place)[0]
+        heun = theta + 0.5 * h * (k1 + k2)
+        check_finite(heun, "the network parameters", place)
+        with torch.no_grad():
+            log_euler = net.log_prob(x)
+            set_theta(net, heun)
+            diff = net.log_prob(x) - log_euler
+            err = float(torch.sqrt((w * diff * diff).sum() / w.sum()))
+        if not math.isfinite(err):
+            raise CRNSolverError(f"the step-size error estimate is not finite at step {place.step} "
+                                 f"(t = {t:.6g})", hint="try a smaller dt or a larger lambda")
+        factor = 2.0 if err == 0 else min(2.0, max(0.2, 0.9 * math.sqrt(tol / err)))
+        if err <= tol or h <= 1e-12 * max(1.0, abs(t)):
+            return h, min(h * factor, h_max)
+        h = h * factor
