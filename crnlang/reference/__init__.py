@@ -1,0 +1,1 @@
+"""Exact (FSP) and simulation (SSA) backends, both driven by the compiled kernel."""
