@@ -2,26 +2,22 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
-
 import numpy as np
 import pytest
 from scipy.integrate import quad
 from scipy.linalg import expm
 from scipy.stats import poisson
 
+import crnlang
 from crnlang.errors import CRNAnalysisError, CRNSolverError
-from crnlang.model.ir import (Binary, Call, Const, InitDist, Observable, Species, SpeciesRef,
-                              TimeRef)
-from crnlang.reference.common import declared_upper, save_times
-from crnlang.reference.fsp import solve_fsp_kernel
+from crnlang.reference.common import save_times
+from crnlang.reference.fsp import solve_fsp
 from kernels.dense import dense_cme
-from kernels.interp_kernel import kernel_for
 from kernels.models import immigration_death, schlogl_chain, toggle_switch
 
 
 def fsp(model, **kw):
-    return solve_fsp_kernel(kernel_for(model), model.settings, declared_upper(model), **kw)
+    return solve_fsp(model, **kw)
 
 
 def test_save_grid():
@@ -33,8 +29,8 @@ def test_save_grid():
 
 def test_immigration_death_poisson_start_is_poisson_at_all_times():
     """0 -> X @ k, X -> 0 @ g from Poisson(3): P(t) = Poisson(3 e^-gt + k/g (1 - e^-gt))."""
-    model = immigration_death(k=10, g=1, hi=80, init=InitDist("poisson", (3.0,)),
-                              t_end=5, dt=0.01, save_every=25)
+    model = immigration_death(k=10, g=1, hi=80, init="X ~ poisson(3)", t_end=5, dt=0.01,
+                              save_every=25)
     res = fsp(model)
     lam = 3 * np.exp(-res.times) + 10 * (1 - np.exp(-res.times))
     assert res.times[0] == 0 and res.times[-1] == 5
@@ -49,11 +45,8 @@ def test_immigration_death_poisson_start_is_poisson_at_all_times():
 
 def test_time_dependent_immigration_matches_its_ode():
     """k(t) = 10 (1 + 0.5 sin 2t): from X = 0 the law stays Poisson with m' = k(t) - m."""
-    base = immigration_death(k=10, g=1, hi=60, t_end=3, dt=0.01, save_every=50)
-    rate = Binary("*", Const(10.0), Binary("+", Const(1.0), Binary(
-        "*", Const(0.5), Call("sin", (Binary("*", Const(2.0), TimeRef()),)))))
-    birth = replace(base.reactions[0], rate=rate)
-    model = replace(base, reactions=(birth, base.reactions[1]))
+    model = immigration_death(k="10 * (1 + 0.5 * sin(2 * t))", g=1, hi=60, t_end=3, dt=0.01,
+                              save_every=50)
     res = fsp(model)
     m = [quad(lambda s: 10 * (1 + 0.5 * math.sin(2 * s)) * math.exp(-(t - s)), 0, t,
               epsabs=1e-13, epsrel=1e-13)[0] for t in res.times]
@@ -108,9 +101,9 @@ def test_schlogl_one_site_absorption_curve_matches_dense_expm():
 
 
 def test_numeric_observable_mean_and_variance():
-    base = immigration_death(k=4, g=1, hi=40, t_end=2, dt=0.1, save_every=5)
-    twice = Observable("twice", Binary("*", Const(2.0), SpeciesRef("X")), False)
-    res = fsp(replace(base, observables=(twice,)))
+    model = immigration_death(k=4, g=1, hi=40, t_end=2, dt=0.1, save_every=5)
+    model = crnlang.parse(model.source_text + "\nobserve twice = 2 * X\n")
+    res = fsp(model)
     assert np.allclose(res.mean("twice"), 2 * res.mean("X"), atol=1e-12)
     assert np.allclose(res.var("twice"), 4 * res.var("X"), atol=1e-12)
 
@@ -136,8 +129,7 @@ def test_memory_guard(monkeypatch):
 
 
 def test_unbounded_species_is_refused_with_a_hint():
-    base = immigration_death(t_end=1)
-    model = replace(base, species=(Species("X", hi=None, base="X"),))
+    model = immigration_death(hi=None, t_end=1)
     with pytest.raises(CRNAnalysisError, match="'X'") as err:
         fsp(model)
     assert "X <= " in err.value.hint

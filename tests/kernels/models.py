@@ -1,70 +1,64 @@
-"""Test models as IR, built by hand (TEMPORARY STAND-IN until crnlang.parse lands).
-
-Each function returns a ``Model``; ``text`` versions of the same models live beside them so
-the tests can switch to ``crnlang.parse`` without changing their numbers.
-"""
+"""Test models of the reference backends, as .crn text parsed by ``crnlang.parse``."""
 from __future__ import annotations
 
-from crnlang.model.ir import (Compare, Const, InitDist, Logic, Model, Observable, Param,
-                              Reaction, Settings, Species, SpeciesRef)
+import crnlang
 
 
-def _rate(v):
-    return Const(float(v))
+def _solve_line(settings: dict) -> str:
+    return "@solve(" + ", ".join(f"{k} = {v}" for k, v in settings.items()) + ")" if settings else ""
 
 
-def _model(name, kinetics, species, reactions, init, observables=(), **settings):
-    sp = tuple(Species(n, lo=0, hi=hi, base=n.split("[")[0]) for n, hi in species)
-    rx = tuple(Reaction(label, tuple(reac), tuple(prod), _rate(k)) for label, reac, prod, k in reactions)
-    return Model(name=name, kinetics=kinetics, params=(), species=sp, reactions=rx,
-                 init=init, observables=tuple(observables), settings=Settings(**settings))
-
-
-def immigration_death(k=10.0, g=1.0, hi=60, init=None, **settings):
-    """0 -> X @ k, X -> 0 @ g."""
-    return _model("immdeath", "binomial", [("X", hi)],
-                  [("birth", (), (("X", 1),), k), ("death", (("X", 1),), (), g)],
-                  {"X": init or InitDist("fixed", (0,))}, **settings)
+def immigration_death(k=10.0, g=1.0, hi=60, init="X = 0", **settings):
+    """0 -> X @ k, X -> 0 @ g, X <= hi (``hi=None``: unbounded)."""
+    bound = f" <= {hi}" if hi is not None else ""
+    return crnlang.parse(f"""
+        model immdeath
+        species X{bound}
+        birth: 0 -> X @ {k}
+        death: X -> 0 @ {g}
+        init {init}
+        {_solve_line(settings)}
+    """)
 
 
 def toggle_switch(M=80, **settings):
-    """The toggle switch of LANGUAGE.md with Px, Py <= M - 1 (no elimination here)."""
-    sx = sy = 50.0
-    b, u = 1e-4, 0.1
-    species = [("Gx", 1), ("Gy", 1), ("Gx_off", 1), ("Gy_off", 1), ("Px", M - 1), ("Py", M - 1)]
-    reactions = [
-        ("synx", (("Gx", 1),), (("Gx", 1), ("Px", 1)), sx),
-        ("syny", (("Gy", 1),), (("Gy", 1), ("Py", 1)), sy),
-        ("decx", (("Px", 1),), (), 1.0),
-        ("decy", (("Py", 1),), (), 1.0),
-        ("bind_y_fwd", (("Gy", 1), ("Px", 2)), (("Gy_off", 1),), b),
-        ("bind_y_rev", (("Gy_off", 1),), (("Gy", 1), ("Px", 2)), u),
-        ("bind_x_fwd", (("Gx", 1), ("Py", 2)), (("Gx_off", 1),), b),
-        ("bind_x_rev", (("Gx_off", 1),), (("Gx", 1), ("Py", 2)), u),
-    ]
-    obs = [Observable("x_wins", Compare(">", SpeciesRef("Px"), SpeciesRef("Py")), True)]
-    init = {"Gx": InitDist("fixed", (1,)), "Gy": InitDist("fixed", (1,))}
-    return _model("toggle_switch", "power", species, reactions, init, obs, **settings)
+    """The toggle switch of LANGUAGE.md with Px, Py <= M - 1."""
+    return crnlang.parse(f"""
+        model toggle_switch
+        kinetics power
+        param sx = 50, sy = 50, dx = 1, dy = 1, bx = 1e-4, by = 1e-4, ux = 0.1, uy = 0.1
+        species Gx, Gy, Gx_off, Gy_off
+        species Px <= {M - 1}, Py <= {M - 1}
+        Gx -> Gx + Px            @ sx
+        Gy -> Gy + Py            @ sy
+        Px -> 0                  @ dx
+        Py -> 0                  @ dy
+        bind_y: Gy + 2 Px <-> Gy_off @ by, uy
+        bind_x: Gx + 2 Py <-> Gx_off @ bx, ux
+        init Gx = 1, Gy = 1
+        observe x_wins = Px > Py
+        {_solve_line(settings)}
+    """)
 
 
 def schlogl_chain(n_sites=2, hi=84, absorb_low=False, **settings):
-    """Schlögl's model on an open chain of ``n_sites`` sites, power kinetics."""
-    names = [f"X[{i}]" for i in range(n_sites)]
-    reactions = []
-    for i, x in enumerate(names):
-        reactions += [(f"auto_{i}", ((x, 2),), ((x, 3),), 2.676),
-                      (f"back_{i}", ((x, 3),), ((x, 2),), 0.040),
-                      (f"in_{i}", (), ((x, 1),), 108.102),
-                      (f"out_{i}", ((x, 1),), (), 37.881)]
-    for i in range(n_sites - 1):
-        reactions += [(f"hop_{i}_{i+1}", ((names[i], 1),), ((names[i + 1], 1),), 8.2207),
-                      (f"hop_{i+1}_{i}", ((names[i + 1], 1),), ((names[i], 1),), 8.2207)]
-    low = Logic("and", tuple(Compare("<=", SpeciesRef(x), Const(15.0)) for x in names))
-    high = Logic("and", tuple(Compare(">=", SpeciesRef(x), Const(25.0)) for x in names))
-    obs = [Observable("low", low, True, absorbing=absorb_low), Observable("high", high, True)]
-    init = {x: InitDist("fixed", (50,)) for x in names}
-    return _model(f"schlogl{n_sites}", "power", [(x, hi) for x in names], reactions, init, obs,
-                  **settings)
-
-
-__all__ = ["immigration_death", "toggle_switch", "schlogl_chain", "Param"]
+    """Schlögl's model on an open chain of ``n_sites`` sites (species X[0], X[1], ...)."""
+    absorb = "absorb low" if absorb_low else ""
+    return crnlang.parse(f"""
+        model schlogl{n_sites}
+        kinetics power
+        param c1 = 2.676, c2 = 0.040, c3 = 108.102, c4 = 37.881, d = 8.2207
+        lattice chain({n_sites})
+        species X <= {hi}
+        2 X -> 3 X @ c1
+        3 X -> 2 X @ c2
+        0 -> X     @ c3
+        X -> 0     @ c4
+        diffuse X @ d
+        init X = 50
+        observe total = sum(X)
+        observe low  = all(X <= 15)
+        observe high = all(X >= 25)
+        {absorb}
+        {_solve_line(settings)}
+    """)
