@@ -48,7 +48,7 @@ def analyze(model: Model) -> Analysis:
         bounds=bounds,
         log10_box=log10_box(names, bounds),
         log10_reduced=log10_box(reduced, bounds),
-        reachable_states=reachable_states(model, N, bounds, reduced),
+        reachable_states=reachable_states(model, N, bounds, reduced, eliminations),
         graph=graph_facts(model, rank),
     )
 

@@ -73,62 +73,87 @@ def _never_fires(model: Model, reaction) -> bool:
 
 def reachable_states(model: Model, stoichiometry: np.ndarray,
                      bounds: Mapping[str, tuple[int, int | None]],
-                     reduced: Sequence[str]) -> int | None:
+                     reduced: Sequence[str], eliminations: Sequence = ()) -> int | None:
     """Exact number of states reachable from the initial support inside the bounds, or None
     when the reduced box is unbounded, larger than MAX_REACHABLE_BOX, or the initial support is
     too big. A reaction fires from a state when its propensity can be positive there (its
     mass-action reactants are present: x >= s, or x >= 1 under power kinetics; ``=>`` rates
-    are assumed positive) and the new state is inside the bounds of every species."""
+    are assumed positive) and the new state is inside the bounds of every species, the
+    eliminated ones (rebuilt from ``eliminations``) included.
+
+    States are kept as mixed-radix codes of the reduced species; a reaction adds a constant
+    to the code, so a whole frontier moves with a few array operations per level."""
     names = [s.name for s in model.species]
-    if not names:
-        return 1
     box = log10_box(reduced, bounds)
     if box is None or box > math.log10(MAX_REACHABLE_BOX) + 1e-9:
         return None
-    lo = np.array([bounds[n][0] for n in names], dtype=np.int64)
-    hi = np.array([bounds[n][1] for n in names], dtype=np.int64)
     start = _initial_states(model, names, bounds)
     if start is None:
         return None
     index = {n: i for i, n in enumerate(names)}
+    lo = np.array([bounds[n][0] for n in names], dtype=np.int64)
+    hi = np.array([bounds[n][1] for n in names], dtype=np.int64)
     ridx = np.array([index[n] for n in reduced], dtype=np.int64)
     radix = hi[ridx] - lo[ridx] + 1
-    stride = np.ones(len(ridx), dtype=np.int64)
-    if len(ridx) > 1:
-        stride[1:] = np.cumprod(radix[:-1])
-    size = int(np.prod(radix)) if len(ridx) else 1
+    stride = np.cumprod(np.concatenate([[1], radix[:-1]])).astype(np.int64) if len(ridx) else radix
+    size = int(np.prod(radix))
 
-    def encode(states: np.ndarray) -> np.ndarray:
-        return (states[:, ridx] - lo[ridx]) @ stride
+    # x_e = (total - sum_j c_j x_j) / own for each eliminated species e
+    elim_idx = np.array([index[e.species] for e in eliminations], dtype=np.int64)
+    rebuild = np.zeros((len(ridx), len(eliminations)), dtype=np.int64)
+    totals = np.zeros(len(eliminations), dtype=np.int64)
+    owns = np.ones(len(eliminations), dtype=np.int64)
+    rpos = {int(i): k for k, i in enumerate(ridx)}
+    for j, e in enumerate(eliminations):
+        totals[j], others, owns[j] = e.rebuild_terms()
+        for name, c in others.items():
+            rebuild[rpos[index[name]], j] = c
 
-    moves = []
+    def decode(codes: np.ndarray) -> np.ndarray:
+        x = np.empty((len(codes), len(names)), dtype=np.int64)
+        xr = (codes[:, None] // stride[None, :]) % radix[None, :] + lo[ridx][None, :]
+        x[:, ridx] = xr
+        if len(elim_idx):
+            x[:, elim_idx] = (totals[None, :] - xr @ rebuild) // owns[None, :]
+        return x
+
+    # reaction k fires from x (and stays in bounds) iff least[k] <= x <= most[k]
+    least, most, delta = [], [], []
     for k, r in enumerate(model.reactions):
         change = stoichiometry[:, k]
         if not change.any() or _never_fires(model, r):
             continue
+        need = np.zeros(len(names), dtype=np.int64)
         if r.mass_action:
-            need = [(index[n], 1 if model.kinetics == "power" else s) for n, s in r.reactants]
-        else:
-            need = []
-        moved = np.flatnonzero(change)
-        moves.append((np.array([i for i, _ in need], dtype=np.int64),
-                      np.array([s for _, s in need], dtype=np.int64), change, moved))
+            for n, s in r.reactants:
+                need[index[n]] = 1 if model.kinetics == "power" else s
+        least.append(np.maximum(need, lo - change))
+        most.append(hi - change)
+        delta.append(int(change[ridx] @ stride) if len(ridx) else 0)
+    least = np.array(least, dtype=np.int64).reshape(-1, len(names))   # (K, n)
+    most = np.array(most, dtype=np.int64).reshape(-1, len(names))     # (K, n)
+    delta = np.array(delta, dtype=np.int64)                           # (K,)
+    checked = np.flatnonzero(np.any(least > lo, axis=0) | np.any(most < hi, axis=0))
+    chunk = max(1, 4_000_000 // max(1, least.shape[0] * len(names)))
 
     visited = np.zeros(size, dtype=bool)
-    codes, first = np.unique(encode(start), return_index=True)
-    visited[codes] = True
-    frontier = start[first]
+    slot = np.zeros(size, dtype=np.int32)
+    start = start[np.all((start >= lo) & (start <= hi), axis=1)]
+    frontier = np.unique((start[:, ridx] - lo[ridx]) @ stride if len(ridx)
+                         else np.zeros(len(start), dtype=np.int64))
+    visited[frontier] = True
     while len(frontier):
         found = []
-        for gate, need, change, moved in moves:
-            ok = np.all(frontier[:, gate] >= need, axis=1) if len(gate) else slice(None)
-            nxt = frontier[ok] + change
-            inside = np.all((nxt[:, moved] >= lo[moved]) & (nxt[:, moved] <= hi[moved]), axis=1)
-            nxt = nxt[inside]
-            c = encode(nxt)
-            fresh = ~visited[c]
-            c, first = np.unique(c[fresh], return_index=True)
+        for i in range(0, len(frontier), chunk):
+            part = frontier[i:i + chunk]
+            x = decode(part)[:, None, checked]
+            fires = np.all((x >= least[None, :, checked]) & (x <= most[None, :, checked]),
+                           axis=2)                                            # (f, K)
+            rows, moves = np.nonzero(fires)
+            c = part[rows] + delta[moves]
+            c = c[~visited[c]]
             visited[c] = True
-            found.append(nxt[fresh][first])
-        frontier = np.concatenate(found) if found else frontier[:0]
+            slot[c] = np.arange(len(c), dtype=np.int32)       # keep one copy of each code
+            found.append(c[slot[c] == np.arange(len(c), dtype=np.int32)])
+        frontier = np.concatenate(found)
     return int(visited.sum())
