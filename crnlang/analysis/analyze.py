@@ -125,9 +125,20 @@ def choose_eliminations(names: Sequence[str], laws: Sequence[ConservationLaw],
         for k in range(len(rows)):
             if k != i and best in rows[k][0]:
                 rows[k] = _cancel(rows[k], rows[i], best)
-    return tuple(
-        Elimination(species=name, law=ConservationLaw(rows[i][0], rows[i][1]), reason=why)
-        for i, name, why in sorted(chosen, key=lambda c: order[c[1]]))
+    out = []
+    for i, name, why in sorted(chosen, key=lambda c: order[c[1]]):
+        dropped = [n for n in fixed[i].coefficients if n not in rows[i][0]]
+        if dropped:
+            why += (f"; the law {_law_words(fixed[i].coefficients, fixed[i].total)} is used "
+                    f"without {', '.join(dropped)} (eliminated by another law)")
+        out.append(Elimination(species=name, law=ConservationLaw(rows[i][0], rows[i][1]), reason=why))
+    return tuple(out)
+
+
+def _law_words(coefficients: Mapping[str, int], total: int | None) -> str:
+    from .report import law_text
+
+    return law_text(coefficients, total)
 
 
 def _cancel(row: tuple[dict[str, int], int], pivot: tuple[dict[str, int], int],
@@ -145,20 +156,18 @@ def _cancel(row: tuple[dict[str, int], int], pivot: tuple[dict[str, int], int],
 
 
 def _reason(best: str, coeffs: Mapping[str, int], candidates: Sequence[str], key) -> str:
-    """Why ``best`` was chosen among ``candidates``, in words."""
-    hi = key(best)
-    parts = [f"coefficient {coeffs[best]}" + (" (rebuild is an integer)" if not hi[0] else "")]
-    rivals = [n for n in candidates if n != best]
-    if rivals:
-        bound = "unbounded" if hi[1] == -math.inf else f"bound {int(-hi[1])}"
-        if any(key(n)[:2] == hi[:2] for n in rivals):
-            tie = "no other law contains it" if not hi[2] else "first in model order"
-            if any(key(n)[:3] == hi[:3] for n in rivals):
-                tie = "first in model order"
-            parts.append(f"{bound} (tied), {tie}")
-        else:
-            parts.append(f"largest bound ({bound})" if any(key(n)[0] == hi[0] for n in rivals)
-                         else bound)
-    else:
-        parts.append("only species left in the law")
-    return "; ".join(parts)
+    """Why ``best`` was chosen among ``candidates`` (ranked by ``key``), in words."""
+    mine = key(best)
+    unit = "so the rebuild is an integer" if not mine[0] else "no species in the law has +-1"
+    words = f"coefficient {coeffs[best]}, {unit}"
+    rivals = [n for n in candidates if n != best and key(n)[0] == mine[0]]
+    if not rivals:
+        return words + ("" if len(candidates) > 1 else "; the only species left in the law")
+    bound = "unbounded" if mine[1] == -math.inf else f"bound {int(-mine[1])}"
+    tied = [n for n in rivals if key(n)[1] == mine[1]]
+    if not tied:
+        return f"{words}; largest bound in the law ({bound})"
+    words += f"; {bound}, tied with {', '.join(tied)}"
+    if any(key(n)[2] != mine[2] for n in tied):
+        return words + "; in no other law"
+    return words + "; first in model order"

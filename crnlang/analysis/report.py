@@ -55,15 +55,17 @@ def report(a: Analysis) -> str:
     declared = {s.name: s.hi for s in m.species}
     width = max((len(n) for n in a.species), default=0)
     rows = []
+    span_width = max((len(f"{lo}..{hi}") for lo, hi in a.bounds.values()), default=0)
     for name in a.species:
         lo, hi = a.bounds[name]
-        span = f"{lo}..{hi}" if hi is not None else f"{lo}..  (unbounded)"
+        span = f"{lo}..{hi}" if hi is not None else f"{lo}..(unbounded)"
         notes = []
         if hi is not None and declared[name] != hi:
             notes.append("from a conservation law")
         if name in eliminated:
             notes.append("eliminated")
-        rows.append(f"  {name:<{width}}  {span}" + (f"   [{', '.join(notes)}]" if notes else ""))
+        note = f"  [{', '.join(notes)}]" if notes else ""
+        rows.append(f"  {name:<{width}}  {span:<{span_width}}{note}".rstrip())
     lines += _cut(rows)
 
     lines += ["", f"conservation laws ({len(a.conservation_laws)})"]
@@ -83,7 +85,8 @@ def report(a: Analysis) -> str:
         expr = linear_text({k: -v for k, v in others.items()}, total)
         if own != 1:
             expr = f"({expr}) / {own}"
-        lines.append(f"  {e.species} = {expr}   from {law_text(e.law)}: {e.reason}")
+        lines.append(f"  {e.species} = {expr}")
+        lines.append(f"      from {law_text(e.law)}: {e.reason}")
 
     lines += ["", "state space",
               f"  box, all species:    {_states(a.log10_box)}",
