@@ -11,7 +11,7 @@ from typing import Callable
 import libsbml
 
 from ..model.ir import (Binary, Call, Compare, Const, Expr, Logic, ParamRef, SpeciesRef, TimeRef,
-                        Unary)
+                        Unary, children)
 
 AVOGADRO = 6.02214076e23
 MAX_INLINE_DEPTH = 50
@@ -53,9 +53,11 @@ class MathReader:
     ``functions``: function-definition id -> (argument names, body ASTNode), inlined at calls.
     """
 
-    def __init__(self, resolve: Callable[[str], Expr], functions: dict | None = None):
+    def __init__(self, resolve: Callable[[str], Expr], functions: dict | None = None,
+                 exact: dict[float, float] | None = None):
         self.resolve = resolve
         self.functions = functions or {}
+        self.exact = exact or {}
 
     def read(self, node, env: dict[str, Expr] | None = None, depth: int = 0) -> Expr:
         if node is None:
@@ -72,7 +74,8 @@ class MathReader:
         if t == libsbml.AST_INTEGER:
             return Const(float(node.getInteger()))
         if t in (libsbml.AST_REAL, libsbml.AST_REAL_E):
-            return Const(float(node.getReal()))
+            value = float(node.getReal())
+            return Const(self.exact.get(value, value))
         if t == libsbml.AST_RATIONAL:
             return Const(node.getNumerator() / node.getDenominator())
         if t == libsbml.AST_NAME:
@@ -143,6 +146,47 @@ class MathReader:
         if len(params) != len(args):
             raise Unsupported(f"function '{name}' called with {len(args)} arguments, defined with {len(params)}")
         return self.read(body, dict(zip(params, args)), depth + 1)
+
+
+def canonical(expr: Expr) -> Expr:
+    """``expr`` as it comes back from MathML: libsbml writes nested ``*`` (and ``+``) as one
+    n-ary ``<times/>`` and reads that back as a left-associated chain, so ``a * (b * c)``
+    returns as ``a * b * c``. Round trips through SBML are exact up to this."""
+    if isinstance(expr, Binary) and expr.op in ("*", "+"):
+        return _chain(expr.op, [canonical(e) for e in chain_items(expr, expr.op)])
+    if isinstance(expr, Unary):
+        return Unary(expr.op, canonical(expr.arg))
+    if isinstance(expr, Binary):
+        return Binary(expr.op, canonical(expr.left), canonical(expr.right))
+    if isinstance(expr, Compare):
+        return Compare(expr.op, canonical(expr.left), canonical(expr.right))
+    if isinstance(expr, (Logic, Call)):
+        return type(expr)(expr.func if isinstance(expr, Call) else expr.op,
+                          tuple(canonical(a) for a in expr.args))
+    return expr
+
+
+def chain_items(expr: Expr, op: str) -> list[Expr]:
+    """The operands of a nested ``op`` chain (both sides), left to right."""
+    if isinstance(expr, Binary) and expr.op == op:
+        return chain_items(expr.left, op) + chain_items(expr.right, op)
+    return [expr]
+
+
+def written_value(value: float) -> float:
+    """``value`` after a trip through libsbml's MathML writer (which keeps 15 digits)."""
+    n = libsbml.ASTNode(libsbml.AST_REAL)
+    n.setValue(float(value))
+    return float(libsbml.readMathMLFromString(libsbml.writeMathMLToString(n)).getReal())
+
+
+def constants_in(expr: Expr) -> set[float]:
+    if isinstance(expr, Const):
+        return {float(expr.value)}
+    out: set[float] = set()
+    for c in children(expr):
+        out |= constants_in(c)
+    return out
 
 
 # ---------------------------------------------------------------- export

@@ -45,7 +45,8 @@ from ..model.ir import (Binary, Const, Expr, InitDist, Lattice, Model, Observabl
 from ..model.semantics import evaluate
 from .crn_writer import site_safe_name, write_crn
 from .massaction import mass_action_expr, split_mass_action
-from .mathml import MathReader, Unsupported, to_ast
+from .mathml import (MathReader, Unsupported, canonical, chain_items, constants_in, to_ast,
+                     written_value)
 
 NAMESPACE = "https://crnlang.org/sbml/1"
 PREFIX = "crnlang"
@@ -114,6 +115,7 @@ class _Annotation:
     reactions: dict[str, dict] = field(default_factory=dict)    # SBML id -> attributes
     observables: list[tuple[dict, object]] = field(default_factory=list)  # (attrs, math ASTNode)
     settings: dict[str, str] = field(default_factory=dict)
+    exact: dict[float, float] = field(default_factory=dict)     # 15-digit value -> exact float
 
 
 def _attrs(node) -> dict[str, str]:
@@ -156,6 +158,8 @@ def _read_annotation(sbml_model) -> _Annotation | None:
             out.observables.append((a, ast))
         elif kind == "settings":
             out.settings = a
+        elif kind == "const":
+            out.exact[float(a["approx"])] = float(a["exact"])
     return out
 
 
@@ -251,7 +255,7 @@ class _Importer:
                 return ParamRef(self.names[sid])
             raise Unsupported(f"a reference to '{sid}' (not a species, parameter or compartment)")
 
-        return MathReader(resolve, self.functions)
+        return MathReader(resolve, self.functions, self.ann.exact if self.ann else None)
 
     # -- the steps
     def scan_unsupported(self) -> None:
@@ -604,8 +608,12 @@ def _annotated_split(law: Expr, reactants, kinetics: str, ann: dict):
     h = mass_action_expr(kinetics, reactants)
     if h is None:
         return law, True
-    if isinstance(law, Binary) and law.op == "*" and law.right == h:
-        return law.left, True
+    factors, tail = chain_items(law, "*"), chain_items(canonical(h), "*")
+    if len(factors) > len(tail) and factors[-len(tail):] == tail:
+        rate = factors[0]
+        for f in factors[1:-len(tail)]:
+            rate = Binary("*", rate, f)
+        return rate, True
     return None
 
 
@@ -787,6 +795,14 @@ def _annotation_xml(model: Model, ids: dict[str, str], name_of) -> str:
         mathml = re.sub(r"^<\?xml[^>]*\?>\s*", "", mathml)
         lines.append(f"<{PREFIX}:observable name={q(ob.name)} boolean={q('true' if ob.boolean else 'false')} "
                      f"absorbing={q('true' if ob.absorbing else 'false')}>{mathml}</{PREFIX}:observable>")
+    exprs = [r.rate for r in model.reactions] + [p.expr for p in model.params]
+    exprs += [o.expr for o in model.observables]
+    for h in (mass_action_expr(model.kinetics, r.reactants) for r in model.reactions):
+        exprs += [h] if h is not None else []
+    for value in sorted(set().union(*[constants_in(e) for e in exprs]) if exprs else ()):
+        approx = written_value(value)
+        if approx != value:
+            lines.append(f"<{PREFIX}:const approx={q(repr(approx))} exact={q(repr(value))}/>")
     default = Settings()
     changed = []
     for f in fields(Settings):
