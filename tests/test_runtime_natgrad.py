@@ -10,6 +10,15 @@ from crnlang.runtime.networks import KINDS, make_network
 LOWER, UPPER = [0, 1, 2], [4, 3, 9]          # sizes 5, 3, 8
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small tensors: threads only add overhead (and stall badly on a loaded machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def network(kind, dtype=torch.float64, seed=0, hidden=5, lower=LOWER, upper=UPPER):
     g = torch.Generator().manual_seed(seed)
     net = make_network(kind, lower, upper, hidden=hidden, dtype=dtype, generator=g)

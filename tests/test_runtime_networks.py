@@ -10,6 +10,15 @@ from crnlang.runtime.networks import KINDS, make_network
 LOWER, UPPER = [0, 1, 2], [2, 3, 5]          # sizes 3, 3, 4: unequal, non-zero lower bounds
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small tensors: threads only add overhead (and stall badly on a loaded machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def whole_box(lower=LOWER, upper=UPPER):
     """(S, L) every state of the box, in lexicographic order."""
     return torch.tensor(list(itertools.product(*[range(a, b + 1) for a, b in zip(lower, upper)])))

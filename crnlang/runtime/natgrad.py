@@ -100,9 +100,12 @@ def score_matrix(net: AutoregressiveNet, x: torch.Tensor) -> torch.Tensor:
 class NadeScores:
     """The factors of a NADE's per-sample scores at a batch x (computed once, no autograd).
 
-    d (B, L, M)        e_{k_i} - p_i (zero beyond M_i): the output layer's outcome factor
-    h (B, L, H)        hidden states h_i
+    d (L, B, M)        e_{k_i} - p_i (zero beyond M_i): the output layer's outcome factor
+    h (L, B, H + 1)    hidden states h_i with a trailing 1 (the input of the bias b)
     hidden (B, Q)      scores of the hidden layer, Q = H L + H, in the order [W (H, L), c]
+
+    The score of sample b for the head [V_i | b_i] (M_i, H + 1) is the outer product
+    d[i, b] x h[i, b]; species-major layouts make every product a batched matmul.
     """
 
     net: NADE
@@ -117,65 +120,78 @@ class NadeScores:
         if not bool(inside.all()):
             raise CRNSolverError("a sample lies outside the network's box (log P = -inf)",
                                  hint="samples must come from the network's own support")
-        xv = k + net.lower
-        pre = net.pre_activations(xv)                                # (B, L, H)
-        h = torch.sigmoid(pre)
-        logp = net.logits_from_hidden(h)                             # (B, L, M)
-        d = -logp.exp()
-        d.scatter_add_(-1, k.unsqueeze(-1), torch.ones_like(d[..., :1]))
-        V, _ = net.padded_heads()
-        g = torch.einsum("blm,lmh->blh", d, V) * h * (1 - h)         # d log P / d pre_i
-        after = g.flip(1).cumsum(1).flip(1) - g                      # sum_{i>j} g_i
-        grad_W = (after * xv.to(g.dtype).unsqueeze(-1)).transpose(1, 2)  # (B, H, L)
-        grad_c = g.sum(1)
-        hidden = torch.cat([grad_W.reshape(x.shape[0], -1), grad_c], dim=1)
+        B, L, H = x.shape[0], net.n_species, net.hidden
+        xv = (k + net.lower).t()                                     # (L, B)
+        W, c = net.W, net.c
+        contrib = xv.to(W.dtype).unsqueeze(-1) * W.t().unsqueeze(1)  # (L, B, H)
+        pre = torch.cumsum(contrib, dim=0) - contrib + c             # exclusive prefix sum
+        h = torch.ones(L, B, H + 1, dtype=W.dtype, device=W.device)
+        torch.sigmoid(pre, out=h[..., :H])
+        h_ = h[..., :H]
+        Vb = net.padded_heads_augmented()                            # (L, M, H + 1)
+        raw = torch.bmm(h, Vb.transpose(1, 2))                       # (L, B, M)
+        raw.masked_fill_(~net.valid.unsqueeze(1), float("-inf"))
+        d = torch.softmax(raw, dim=-1).neg_()
+        d.scatter_add_(-1, k.t().unsqueeze(-1), torch.ones(L, B, 1, dtype=d.dtype, device=d.device))
+        g = torch.bmm(d, Vb[..., :H]) * h_ * (1 - h_)               # d log P / d pre_i (L, B, H)
+        after = g.sum(0) - torch.cumsum(g, dim=0)                    # sum_{i>j} g_i
+        grad_W = (after * xv.to(g.dtype).unsqueeze(-1)).permute(1, 2, 0)   # (B, H, L)
+        hidden = torch.cat([grad_W.reshape(B, H * L), g.sum(0)], dim=1)
         return NadeScores(net, d, h, hidden)
 
-    def _parts(self, grad_W, grad_c, grad_V_pad, grad_b_pad) -> torch.Tensor:
-        valid = self.net.valid
-        parts = {"W": grad_W, "c": grad_c,
-                 "V": grad_V_pad[..., valid, :], "b": grad_b_pad[..., valid]}
-        return _flatten_named(self.net, parts)
+    def _flat(self, grad_W, grad_c, grad_Vb) -> torch.Tensor:
+        """Per-parameter pieces (optionally with a leading batch dim) -> flat vectors."""
+        net = self.net
+        H = net.hidden
+        Vb = grad_Vb[..., net.valid, :]                              # (..., sum M_i, H + 1)
+        parts = {"W": grad_W, "c": grad_c, "V": Vb[..., :H], "b": Vb[..., H]}
+        return _flatten_named(net, parts)
 
     def dense(self) -> torch.Tensor:
         """(B, P) the full score matrix."""
-        B = self.d.shape[0]
-        net = self.net
-        H, L = net.hidden, net.n_species
-        grad_V = self.d.unsqueeze(-1) * self.h.unsqueeze(-2)         # (B, L, M, H)
-        grad_W = self.hidden[:, :H * L].view(B, H, L)
-        grad_c = self.hidden[:, H * L:]
-        return self._parts(grad_W, grad_c, grad_V, self.d)
+        H, L = self.net.hidden, self.net.n_species
+        B = self.hidden.shape[0]
+        grad_Vb = (self.d.unsqueeze(-1) * self.h.unsqueeze(-2)).transpose(0, 1)   # (B, L, M, H+1)
+        return self._flat(self.hidden[:, :H * L].view(B, H, L), self.hidden[:, H * L:], grad_Vb)
 
-    def gram(self) -> torch.Tensor:
-        """(B, B) O O^T from the structure: B^2 (L (M + H) + Q) instead of B^2 P."""
-        G = self.hidden @ self.hidden.t()
-        for i in range(self.net.n_species):
-            di, hi = self.d[:, i], self.h[:, i]
-            G += (di @ di.t()) * (hi @ hi.t() + 1)
+    def gram(self, scale: torch.Tensor | None = None, lower_only: bool = False,
+             block: int = 256) -> torch.Tensor:
+        """(B, B) S O O^T S with S = diag(scale) (identity when None), from the structure.
+
+        Costs B^2 (L (M + H + 1) + Q) multiply-adds instead of B^2 P; with ``lower_only``
+        only the lower triangle (diagonal included) is computed, half of that, and the strict
+        upper triangle is left uninitialised. Row blocks keep the work in cache.
+        """
+        d, h, hidden = self.d, self.h, self.hidden
+        if scale is not None:
+            d = d * scale[:, None]
+            hidden = hidden * scale[:, None]
+        B = hidden.shape[0]
+        G = torch.empty(B, B, dtype=d.dtype, device=d.device)
+        for start in range(0, B, block):
+            stop = min(start + block, B)
+            cols = stop if lower_only else B
+            rows = G[start:stop, :cols]
+            torch.mm(hidden[start:stop], hidden[:cols].t(), out=rows)
+            for i in range(d.shape[0]):
+                rows.addcmul_(d[i, start:stop] @ d[i, :cols].t(), h[i, start:stop] @ h[i, :cols].t())
         return G
 
     def rmatvec(self, z: torch.Tensor) -> torch.Tensor:
         """(B,) -> (P,) O^T z."""
-        net = self.net
-        H, L = net.hidden, net.n_species
-        dz = self.d * z[:, None, None]
-        grad_V = torch.einsum("blm,blh->lmh", dz, self.h)
-        grad_b = dz.sum(0)
+        H, L = self.net.hidden, self.net.n_species
+        grad_Vb = torch.bmm((self.d * z[:, None]).transpose(1, 2), self.h)       # (L, M, H + 1)
         hid = z @ self.hidden
-        return self._parts(hid[:H * L].view(H, L), hid[H * L:], grad_V, grad_b)
+        return self._flat(hid[:H * L].view(H, L), hid[H * L:], grad_Vb)
 
     def matvec(self, delta: torch.Tensor) -> torch.Tensor:
         """(P,) -> (B,) O delta."""
         net = self.net
         H, L, M = net.hidden, net.n_species, net.max_size
         parts = _split_named(net, delta)
-        V_pad = delta.new_zeros(L, M, H)
-        b_pad = delta.new_zeros(L, M)
-        V_pad[net.valid] = parts["V"].view(-1, H)
-        b_pad[net.valid] = parts["b"]
-        out = torch.einsum("blm,lmh,blh->b", self.d, V_pad, self.h)
-        out += torch.einsum("blm,lm->b", self.d, b_pad)
+        Vb = delta.new_zeros(L, M, H + 1)
+        Vb[net.valid] = torch.cat([parts["V"], parts["b"][:, None]], dim=1)
+        out = (torch.bmm(self.d, Vb) * self.h).sum((0, 2))
         hid = torch.cat([parts["W"].reshape(-1), parts["c"].reshape(-1)])
         return out + self.hidden @ hid
 
@@ -291,12 +307,37 @@ def centred_gram(G: torch.Tensor, w: torch.Tensor, sw: torch.Tensor) -> torch.Te
     return K * sw[:, None] * sw[None, :]
 
 
-def _solve_structured(scores: NadeScores, w, sw, v_tilde, lam) -> torch.Tensor:
-    K = centred_gram(scores.gram(), w, sw)
-    K.diagonal().add_(lam)
-    u = _cholesky_solve(K, v_tilde, "sample-space Gram")
-    y = sw * u
-    return scores.rmatvec(y - w * y.sum())          # O~^T u = O^T C^T diag(sw) u
+def _solve_structured(scores: NadeScores, w, sw, v_tilde, lam, block: int = 256) -> torch.Tensor:
+    """Sample-space solve with the structured Gram, touching only its lower triangle.
+
+    K = O~ O~^T = S C G C^T S with C = I - 1 w^T, S = diag(sw); with G_s = S G S (the
+    structured Gram of sw-scaled factors), K = G_s + u sw^T + sw u^T where
+    u = (sw^T G_s sw / 2) sw - G_s sw: one rank-2 update, no B x B temporaries.
+    """
+    G = scores.gram(scale=sw, lower_only=True, block=block)
+    Gs = _symv_lower(G, sw, block)
+    u = (sw @ Gs / 2) * sw - Gs
+    left = torch.stack([u, sw], dim=1)                                 # (B, 2)
+    right = torch.stack([sw, u], dim=1)
+    B = G.shape[0]
+    for start in range(0, B, block):
+        stop = min(start + block, B)
+        G[start:stop, :stop].addmm_(left[start:stop], right[:stop].t())
+    G.diagonal().add_(lam)
+    y = sw * _cholesky_solve(G, v_tilde, "sample-space Gram")
+    return scores.rmatvec(y - w * y.sum())          # O~^T u = O^T C^T S u
+
+
+def _symv_lower(G: torch.Tensor, v: torch.Tensor, block: int) -> torch.Tensor:
+    """G v for symmetric G (B, B) of which only the lower triangle is valid."""
+    B = G.shape[0]
+    out = torch.zeros_like(v)
+    for start in range(0, B, block):
+        stop = min(start + block, B)
+        rows = G[start:stop, :stop]
+        out[start:stop] += rows @ v[:stop]
+        out[:start] += rows[:, :start].t() @ v[start:stop]
+    return out
 
 
 def _solve_cg(net, x, w, sw, v_tilde, lam, tol, max_iter) -> torch.Tensor:

@@ -87,6 +87,11 @@ class AutoregressiveNet(nn.Module):
         rows = self.head_rows.reshape(-1)
         return self.V[rows].view(L, M, self.hidden), self.b[rows].view(L, M)
 
+    def padded_heads_augmented(self) -> torch.Tensor:
+        """The heads as one (L, M_max, H + 1) tensor [V_i | b_i] (padding arbitrary)."""
+        V, b = self.padded_heads()
+        return torch.cat([V, b.unsqueeze(-1)], dim=-1)
+
     def logits_from_hidden(self, h: torch.Tensor) -> torch.Tensor:
         """(B, L, H) -> (B, L, M_max) normalised log-probabilities (-inf beyond M_i)."""
         V, b = self.padded_heads()
