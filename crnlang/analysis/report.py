@@ -71,18 +71,23 @@ def report(a: Analysis) -> str:
     lines += ["", f"conservation laws ({len(a.conservation_laws)})"]
     if not a.conservation_laws:
         lines.append("  none")
+    laws = []
     for law in a.conservation_laws:
         note = "" if law.semi_positive else "   [mixed signs: gives no bound]"
         if law.total is None:
             note += "   [random total: not used for elimination]"
-        lines.append(f"  {law_text(law)}{note}")
+        laws.append(f"  {law_text(law)}{note}")
+    lines += _cut(laws)
 
     lines += ["", f"eliminated ({len(a.eliminations)})"]
     if not a.eliminations:
         lines.append("  none")
-    for e in a.eliminations:
+    for k, e in enumerate(a.eliminations):
+        if k == MAX_LISTED:
+            lines.append(f"  ... and {len(a.eliminations) - MAX_LISTED} more")
+            break
         total, others, own = e.rebuild_terms()
-        expr = linear_text({k: -v for k, v in others.items()}, total)
+        expr = linear_text({n: -v for n, v in others.items()}, total)
         if own != 1:
             expr = f"({expr}) / {own}"
         lines.append(f"  {e.species} = {expr}")
