@@ -354,6 +354,21 @@ def test_mixed_sign_law_gives_no_bound():
     assert b.unbounded() == ("B",)
 
 
+def test_unbounded_eliminated_species_rebuilt_from_a_bounded_one():
+    a = analyze("""
+        species A, B <= 10
+        0 -> A + B @ 1
+        A + B -> 0 @ 1
+        init A = 3
+    """)
+    check_laws(a)
+    assert a.eliminated == ("A",)                # unbounded goes first
+    assert a.bounds == {"A": (0, None), "B": (0, 10)}
+    assert a.log10_box is None and a.log10_reduced == pytest.approx(np.log10(11))
+    assert a.unbounded() == ()
+    assert a.reachable_states == 11              # B in 0..10, A = 3 + B
+
+
 def test_semi_positive_basis_when_rays_outnumber_dimensions():
     # y_A + y_B = y_C + y_D: four minimal semi-positive laws in a 3-dimensional space
     from crnlang.analysis.laws import semi_positive_rays

@@ -17,6 +17,7 @@ from ..model.semantics import evaluate
 
 MAX_REACHABLE_BOX = 10**7         # search only boxes at most this big (reduced species)
 MAX_INITIAL_STATES = 10**6        # and initial supports at most this big
+UNBOUNDED = 2**40                 # stands for "no upper bound" in integer arrays
 
 
 def log10_box(names: Sequence[str], bounds: Mapping[str, tuple[int, int | None]]) -> float | None:
@@ -51,7 +52,9 @@ def _initial_states(model: Model, names: Sequence[str],
     for name in names:
         lo, hi = bounds[name]
         first, last = init_support(model.init_of(name))
-        last = hi if last is None else min(last, hi)
+        last = hi if last is None else (last if hi is None else min(last, hi))
+        if last is None:
+            return None
         first = max(first, lo)
         if last < first:
             return np.zeros((0, len(names)), dtype=np.int64)
@@ -92,7 +95,8 @@ def reachable_states(model: Model, stoichiometry: np.ndarray,
         return None
     index = {n: i for i, n in enumerate(names)}
     lo = np.array([bounds[n][0] for n in names], dtype=np.int64)
-    hi = np.array([bounds[n][1] for n in names], dtype=np.int64)
+    hi = np.array([UNBOUNDED if bounds[n][1] is None else bounds[n][1] for n in names],
+                  dtype=np.int64)             # only eliminated species can be unbounded here
     ridx = np.array([index[n] for n in reduced], dtype=np.int64)
     radix = hi[ridx] - lo[ridx] + 1
     stride = np.cumprod(np.concatenate([[1], radix[:-1]])).astype(np.int64) if len(ridx) else radix
