@@ -130,14 +130,14 @@ class KernelSource:
         return [int(delta.get(name, 0)) for name in self.all_species]
 
     # ------------------------------------------------------------ code pieces
-    @staticmethod
-    def _rebuild_parts(elimination, col: Callable[[str], str]) -> tuple[str, int]:
+    def _rebuild_parts(self, elimination, col: Callable[[str], str]) -> tuple[str, int]:
         """(numerator code, own coefficient > 0): species = numerator / own."""
         total, others, own = elimination.rebuild_terms()
         if own < 0:
             total, others, own = -total, {k: -v for k, v in others.items()}, -own
         code = str(total)
-        for name, coeff in others.items():
+        for name in sorted(others, key=self.full_index.get):
+            coeff = others[name]
             sign = "-" if coeff > 0 else "+"
             term = col(name) if abs(coeff) == 1 else f"{abs(coeff)} * {col(name)}"
             code += f" {sign} {term}"
@@ -159,27 +159,9 @@ class KernelSource:
                 checks.append(f"(({code}) % {own} == 0)")
         return checks
 
-    def local_rebuilds(self, kept_col: Callable[[int], str], needed: set[str], prefix: str,
-                       slicer: str = "") -> list[dict]:
-        """Local variables ``{prefix}{j}`` for the eliminated species in ``needed`` (and those
-        they are rebuilt from), in dependency order."""
-        wanted = set(needed)
-        for e in reversed(self.eliminations):
-            if e.species in wanted:
-                wanted |= set(e.rebuild_terms()[1])
-
-        def col(name):
-            if name in self.reduced_index:
-                return kept_col(self.reduced_index[name])
-            return f"{prefix}{self.full_index[name]}"
-
-        lines = []
-        for e in self.eliminations:
-            if e.species in wanted:
-                lines.append({"var": f"{prefix}{self.full_index[e.species]}",
-                              "code": self.rebuild_code(e, col, floor=False),
-                              "comment": comment_text(e.species)})
-        return lines
+    def row(self, name: str) -> str:
+        """Code of a species' counts in the generated functions: row j of ``f`` (L_full, B)."""
+        return f"f[{self.full_index[name]}]"
 
     def mass_action_code(self, reactants, col: Callable[[str], str]) -> str | None:
         """h(x) of the reactants under the model's kinetics (None for no reactants)."""
@@ -188,16 +170,17 @@ class KernelSource:
             c = col(name)
             if self.model.kinetics == "power":
                 factor = " * ".join([c] * s)
-            else:
+            elif self.model.kinetics in ("falling", "binomial"):
                 factor = " * ".join([c] + [f"({c} - {float(j)!r})" for j in range(1, s)])
                 if self.model.kinetics == "binomial" and s > 1:
                     factor = f"{factor} / {float(math.factorial(s))!r}"
-                elif self.model.kinetics not in ("falling", "binomial"):
-                    raise CRNSemanticError(f"unknown kinetics {self.model.kinetics!r}")
+            else:
+                raise CRNSemanticError(f"unknown kinetics {self.model.kinetics!r}")
             factors.append(f"({factor})" if (s > 1 or len(reactants) > 1) else factor)
         return " * ".join(factors) if factors else None
 
     def propensity_code(self, reaction: Reaction, col: Callable[[str], str]) -> str:
+        """rate * h(x) (or the rate alone for ``=>``), constants folded."""
         rate = ExprCompiler(self.params, col).compile(reaction.rate)
         h = self.mass_action_code(reaction.reactants, col) if reaction.mass_action else None
         if h is None:
@@ -213,91 +196,73 @@ class KernelSource:
         return comment_text(f"{reaction.label}: {side(reaction.reactants)} {arrow} "
                             f"{side(reaction.products)}")
 
-    def species_read_by_rates(self) -> set[str]:
-        from ..model.ir import species_in
-
-        used: set[str] = set()
-        for r in self.model.reactions:
-            used |= species_in(r.rate)
-            if r.mass_action:
-                used |= {n for n, _ in r.reactants}
-        return used
-
     # ------------------------------------------------------------ functions
-    def propensity_lines(self):
-        """propensities(x, t): locals and one line per reaction, on xf (B, L)."""
-        eliminated = {e.species for e in self.eliminations}
-        needed = self.species_read_by_rates() & eliminated
-        locals_ = self.local_rebuilds(lambda r: f"xf[:, {r}]", needed, "e")
-
+    def full_rows(self):
+        """_full_rows(x): the rebuilt eliminated species (locals) and one row per species."""
         def col(name):
             if name in self.reduced_index:
-                return f"xf[:, {self.reduced_index[name]}]"
-            return f"e{self.full_index[name]}"
-
-        lines = [{"k": k, "code": self.propensity_code(r, col), "comment": self.reaction_comment(r)}
-                 for k, r in enumerate(self.model.reactions)]
-        return locals_, lines
-
-    def propensity_prev_lines(self):
-        """The same propensities, reaction k read at xp[:, k, :] (B, K, L)."""
-        eliminated = {e.species for e in self.eliminations}
-        needed = self.species_read_by_rates() & eliminated
-        locals_ = self.local_rebuilds(lambda r: f"xp[:, :, {r}]", needed, "e")
-        lines = []
-        for k, r in enumerate(self.model.reactions):
-            def col(name, k=k):
-                if name in self.reduced_index:
-                    return f"xp[:, {k}, {self.reduced_index[name]}]"
-                return f"e{self.full_index[name]}[:, {k}]"
-            lines.append({"k": k, "code": self.propensity_code(r, col),
-                          "comment": self.reaction_comment(r)})
-        return locals_, lines
-
-    def full_state_columns(self):
-        """full_state(x): the rebuilt locals and one column code per species."""
-        def col(name):
-            if name in self.reduced_index:
-                return f"x[:, {self.reduced_index[name]}]"
+                return f"r[{self.reduced_index[name]}]"
             return f"e{self.full_index[name]}"
 
         locals_ = [{"var": f"e{self.full_index[e.species]}",
                     "code": self.rebuild_code(e, col, floor=True),
                     "comment": comment_text(e.species)} for e in self.eliminations]
-        columns = [{"code": col(name), "comment": comment_text(name)} for name in self.all_species]
-        return locals_, columns
+        rows = [{"code": col(name), "comment": comment_text(name)} for name in self.all_species]
+        return locals_, rows
+
+    def propensity_lines(self):
+        """propensities(x, t): one line per reaction on the float rows f (L_full, B)."""
+        return [{"k": k, "code": self.propensity_code(r, self.row),
+                 "comment": self.reaction_comment(r)} for k, r in enumerate(self.model.reactions)]
+
+    def propensity_prev_lines(self):
+        """Reaction k's propensity at x - CHANGE[k]: the rows of f shifted by the change."""
+        lines = []
+        for k, r in enumerate(self.model.reactions):
+            change = self.change_full(r)
+
+            def col(name, change=change):
+                d = change[self.full_index[name]]
+                if d == 0:
+                    return self.row(name)
+                return f"({self.row(name)} - {d})" if d > 0 else f"({self.row(name)} + {-d})"
+            lines.append({"k": k, "code": self.propensity_code(r, col),
+                          "comment": self.reaction_comment(r)})
+        return lines
 
     def fires_lines(self):
         """fires(x): per reaction, the conditions that x + CHANGE[k] stays in the bounds."""
+        return self._step_lines(sign=+1)
+
+    def came_from_lines(self):
+        """shifted(x): per reaction, the conditions that x - CHANGE[k] is in the bounds."""
+        return self._step_lines(sign=-1)
+
+    def _step_lines(self, sign: int):
         lines = []
         for k, r in enumerate(self.model.reactions):
             conds = []
             for j, d in enumerate(self.change_full(r)):
+                d *= sign
                 lo, hi = self.bounds[self.all_species[j]]
                 if d > 0 and hi is not None:
-                    conds.append(f"(f[:, {j}] <= {hi - d})")
+                    conds.append(f"(f[{j}] <= {hi - d})")
                 elif d < 0:
-                    conds.append(f"(f[:, {j}] >= {lo - d})")
+                    conds.append(f"(f[{j}] >= {lo - d})")
             lines.append({"k": k, "code": " & ".join(["ok"] + conds),
                           "comment": self.reaction_comment(r)})
         return lines
 
     def observable_lines(self):
-        def col(name):
-            return f"f[:, {self.full_index[name]}]"
-
         out = []
         for obs in self.model.observables:
-            piece: Piece = ExprCompiler(self.params, col).compile(obs.expr)
+            piece: Piece = ExprCompiler(self.params, self.row).compile(obs.expr)
             code = piece.truth() if obs.boolean else piece.numeric()
             out.append({"name": py_literal(obs.name), "code": code, "boolean": obs.boolean,
                         "comment": comment_text(obs.name)})
         return out
 
     def absorbing_lines(self):
-        def col(name):
-            return f"f[:, {self.full_index[name]}]"
-
         out = []
         for obs in self.model.observables:
             if not obs.absorbing:
@@ -305,7 +270,7 @@ class KernelSource:
             if uses_time(obs.expr):
                 raise CRNSemanticError(f"absorbing region {obs.name!r} must not depend on t",
                                        obs.loc)
-            piece = ExprCompiler(self.params, col).compile(obs.expr)
+            piece = ExprCompiler(self.params, self.row).compile(obs.expr)
             out.append({"code": piece.truth(), "comment": comment_text(obs.name)})
         return out
 
@@ -357,9 +322,7 @@ class KernelSource:
         from .. import __version__
 
         m = self.model
-        prop_locals, prop_lines = self.propensity_lines()
-        prev_locals, prev_lines = self.propensity_prev_lines()
-        full_locals, full_columns = self.full_state_columns()
+        full_locals, full_rows = self.full_rows()
         eliminated_map = {e.species: e.rebuild_terms() for e in self.eliminations}
         time_dependent = any(uses_time(r.rate) for r in m.reactions)
         lattice = None
@@ -397,11 +360,12 @@ class KernelSource:
             "absorbing_names": py_literal(tuple(o.name for o in m.observables if o.absorbing)),
             "model_info": {k: py_literal(v) for k, v in info.items()},
             "has_eliminations": bool(self.eliminations),
-            "full_locals": full_locals, "full_columns": full_columns,
-            "divisibility": self.divisibility_checks(lambda n: f"f[:, {self.full_index[n]}]"),
-            "prop_locals": prop_locals, "prop_lines": prop_lines,
-            "prev_locals": prev_locals, "prev_lines": prev_lines,
+            "full_locals": full_locals, "full_rows": full_rows,
+            "divisibility": self.divisibility_checks(self.row),
+            "prop_lines": self.propensity_lines(),
+            "prev_lines": self.propensity_prev_lines(),
             "fires_lines": self.fires_lines(),
+            "came_from_lines": self.came_from_lines(),
             "observable_lines": self.observable_lines(),
             "observables_use_time": any(uses_time(o.expr) for o in m.observables),
             "absorbing_lines": self.absorbing_lines(),

@@ -35,9 +35,10 @@ def bound_tensor(values, device) -> torch.Tensor:
                         device=device)
 
 
-def within(x: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
-    """(B, L) x, (L,) bounds -> (B,) bool: every column inside [lower, upper]."""
-    return ((x >= lower.to(x.device)) & (x <= upper.to(x.device))).all(dim=1)
+def within_rows(rows: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
+    """(L, B) rows, (L,) bounds -> (B,) bool: every row inside [lower, upper]."""
+    lower, upper = lower.to(rows.device)[:, None], upper.to(rows.device)[:, None]
+    return ((rows >= lower) & (rows <= upper)).all(dim=0)
 
 
 # ---------------------------------------------------------------- initial marginals
