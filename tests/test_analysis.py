@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from fractions import Fraction
-from itertools import product
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -521,3 +521,24 @@ def test_grid_lattice_graph_facts():
     # per site 2X, 3X, X, plus the shared 0; {2X, 3X} per site and one class for 0 and all X
     assert g["n_complexes"] == 13 and g["n_linkage_classes"] == 5 and g["deficiency"] == 4
     assert len(g["components"]) == 1
+
+
+# ------------------------------------------------------------------ the shipped examples
+EXAMPLE_FILES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.crn"))
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=[p.stem for p in EXAMPLE_FILES])
+def test_examples_analyze(path):
+    a = crnlang.analyze(crnlang.load(path))
+    check_laws(a)
+    json.dumps(a.to_dict())
+    assert a.report()
+
+
+def test_mapk_example_file_has_the_phosphatase_law(examples_dir):
+    path = examples_dir / "mapk.crn"
+    if not path.exists():
+        pytest.skip("examples/mapk.crn not there yet")
+    a = crnlang.analyze(crnlang.load(path))
+    phosphatase = {"S1": 1, "S10": 1, "S11": 1, "S12": 1, "S13": 1, "S14": 1, "S15": 1}
+    assert [(dict(l.coefficients), l.total) for l in a.conservation_laws] == [(phosphatase, 1)]
