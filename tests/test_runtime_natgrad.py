@@ -100,12 +100,15 @@ def test_centred_gram_matches_centred_scores():
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("B", [30, 600], ids=["B<P", "B>=P"])
+@pytest.mark.parametrize("B", [30, 1500], ids=["B<P", "B>=P"])
 def test_solve_sr_solvers_agree_with_lstsq(kind, B):
-    net = network(kind)
+    if B < 100:
+        net = network(kind)
+    else:                               # a wide box and a small net: more unique samples than P
+        net = network(kind, hidden=2, lower=[0, 0, 0], upper=[11, 11, 11])
     x = batch(net, B)
     P = net.n_parameters()
-    assert (B < P) == (B == 30)
+    assert (torch.unique(x, dim=0).shape[0] < P) == (B < 100)
     g = torch.Generator().manual_seed(3)
     w = torch.rand(B, dtype=torch.float64, generator=g) + 0.1
     v = torch.randn(B, dtype=torch.float64, generator=g) + 0.5 * x[:, 0]
@@ -166,3 +169,20 @@ def test_non_finite_problems_raise_solver_errors():
         ng.solve_sr(net, x, None, torch.zeros(20), 1e-3, solver="qr")
     with pytest.raises(CRNSolverError):
         ng.solve_sr(make_network("gru", LOWER, UPPER), x, None, torch.zeros(20), 1e-3, "structured")
+
+
+def test_duplicate_samples_are_merged_exactly():
+    """Repeating samples (with weights) gives the same delta as the dense oracle on all rows."""
+    net = network("nade")
+    base = batch(net, 25)
+    x = torch.cat([base, base[:10], base[:3]])                      # 38 rows, 25 unique at most
+    g = torch.Generator().manual_seed(8)
+    w = torch.rand(38, dtype=torch.float64, generator=g)
+    v = torch.randn(38, dtype=torch.float64, generator=g)
+    ref = lstsq_reference(ng.score_matrix(net, x), w, v, 1e-3)
+    for solver in ["structured", "cholesky", "cg"]:
+        delta = ng.solve_sr(net, x, w, v, 1e-3, solver).numpy()
+        assert np.abs(delta - ref).max() / np.abs(ref).max() < 1e-7, solver
+    xu, wu, vu = ng.merge_duplicates(x, w / w.sum(), v)
+    assert xu.shape[0] == torch.unique(x, dim=0).shape[0] and abs(float(wu.sum()) - 1) < 1e-12
+    assert abs(float(wu @ vu - (w / w.sum()) @ v)) < 1e-12

@@ -222,8 +222,10 @@ def gram_matrix(net: AutoregressiveNet, x: torch.Tensor) -> torch.Tensor:
 
 def solve_sr(net: AutoregressiveNet, x: torch.Tensor, weights: torch.Tensor | None,
              values: torch.Tensor, lam: float, solver: str = "auto", *, tol: float | None = None,
-             max_iter: int | None = None) -> torch.Tensor:
+             max_iter: int | None = None, merge: bool = True) -> torch.Tensor:
     """delta (P,) = argmin ||O~ d - v~||^2 + lam ||d||^2 (see the module docstring).
+
+    Repeated samples are merged first (``merge_duplicates``, exact; ``merge=False`` skips it).
 
     x (B, L) samples; weights (B,) non-negative (None: uniform), normalised here to sum 1;
     values (B,). ``tol``/``max_iter`` are for "cg" (relative residual; defaults 1e-10 in
@@ -235,16 +237,17 @@ def solve_sr(net: AutoregressiveNet, x: torch.Tensor, weights: torch.Tensor | No
     if lam <= 0:
         raise CRNSolverError("the regularisation lambda must be positive", hint="use e.g. lam = 1e-3")
     dtype = net.V.dtype
-    B = x.shape[0]
-    w = _normalised_weights(weights, B, dtype, x.device)
+    w = _normalised_weights(weights, x.shape[0], dtype, x.device)
     values = values.to(dtype)
     if not bool(torch.isfinite(values).all()):
         raise CRNSolverError("non-finite values (right-hand side) in the natural-gradient solve",
                              hint="use a smaller dt, or a larger lambda")
+    if merge:
+        x, w, values = merge_duplicates(x, w, values)
     sw = w.sqrt()
     v_tilde = sw * (values - w @ values)
     if solver == "auto":
-        solver = _auto_solver(net, B)
+        solver = _auto_solver(net, x.shape[0])
     with torch.no_grad():
         if solver == "cholesky":
             delta = _solve_dense(net, x, w, sw, v_tilde, lam)
@@ -261,8 +264,28 @@ def solve_sr(net: AutoregressiveNet, x: torch.Tensor, weights: torch.Tensor | No
     return delta
 
 
-def _auto_solver(net: AutoregressiveNet, B: int) -> str:
-    if isinstance(net, NADE):
+def merge_duplicates(x: torch.Tensor, w: torch.Tensor, values: torch.Tensor):
+    """Merge repeated samples: (x (U, L), w (U,), values (U,)) with U unique rows.
+
+    Exact for the weighted least-squares problem: equal states have equal score rows, so
+    sum_b w_b (o.d - v_b)^2 over a group equals W (o.d - vbar)^2 + const, with the group's
+    total weight W and weighted mean value vbar. The weighted means of O and v are unchanged.
+    Concentrated distributions (most CME states early on) repeat many samples; the
+    sample-space solve is cubic in the number of rows.
+    """
+    unique, inverse = torch.unique(x, dim=0, return_inverse=True)
+    if unique.shape[0] == x.shape[0]:
+        return x, w, values
+    total = torch.zeros(unique.shape[0], dtype=w.dtype, device=w.device).index_add_(0, inverse, w)
+    summed = torch.zeros_like(total).index_add_(0, inverse, w * values)
+    mean = torch.where(total > 0, summed / torch.where(total > 0, total, 1), 0)
+    return unique, total, mean
+
+
+def _auto_solver(net: AutoregressiveNet, rows: int) -> str:
+    """The fastest exact choice: the structured NADE Gram while the (merged) batch has fewer
+    rows than the network has parameters; dense scores otherwise (parameter space)."""
+    if isinstance(net, NADE) and rows < net.n_parameters():
         return "structured"
     return "cholesky"
 
