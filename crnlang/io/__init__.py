@@ -30,10 +30,10 @@ def write_crn(model, comments=()) -> str:
     return _write(model, comments)
 
 
-def save_result(result, directory):
+def save_result(result, directory, plots: bool = True):
     from .results import save_result as _save
 
-    return _save(result, directory)
+    return _save(result, directory, plots=plots)
 
 
 def load_result(directory):

@@ -1,0 +1,191 @@
+"""PNG plots of a ``Result`` (matplotlib's Agg canvas; no global state, no pyplot).
+
+    means.png          mean +- 1 sd over time, a small panel per species / numeric observable
+                       (at most MAX_PANELS; a lattice shows its site-summed totals instead)
+    lattice.png        lattice models: heatmap of the final means, one per species
+    marginals.png      P(x = n) at the final time, per species (at most MAX_PANELS)
+    probabilities.png  boolean observables over time (log y-axis when some are below 1e-2)
+    edge_mass.png      probability on the truncation edge over time (when the method reports it)
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..result import Result
+
+MAX_PANELS = 16
+_SITE = re.compile(r"^(\w+)\[([\d,]+)\]$")
+
+
+def _figure(n_panels: int, width: float = 3.2, height: float = 2.4):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    cols = min(4, max(1, n_panels))
+    rows = max(1, math.ceil(n_panels / cols))
+    fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes[n_panels:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
+def _save(fig, path: Path) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", dpi=100)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _lattice_groups(names) -> dict[str, list[tuple[tuple[int, ...], str]]]:
+    """base -> [(site, full name)] for names like X[1,2]; empty when none are site names."""
+    groups: dict[str, list] = {}
+    for name in names:
+        m = _SITE.match(name)
+        if m:
+            groups.setdefault(m.group(1), []).append((tuple(int(v) for v in m.group(2).split(",")), name))
+    return groups
+
+
+def _series(result: Result) -> list[tuple[str, np.ndarray, np.ndarray | None, str]]:
+    """(title, mean, sd or None, y label) for the means panels."""
+    groups = _lattice_groups(result.species)
+    out = []
+    if groups:
+        for base, sites in groups.items():
+            total = sum(np.asarray(result.means[n], dtype=float) for _, n in sites if n in result.means)
+            out.append((f"sum of {base} over {len(sites)} sites", total, None, "copy number"))
+        plain = [n for n in result.species if not _SITE.match(n)]
+    else:
+        plain = list(result.species)
+    for name in plain:
+        if name in result.means:
+            out.append((name, result.means[name], np.sqrt(np.maximum(result.variances.get(name, 0.0), 0.0)),
+                        "copy number"))
+    for name in result.means:
+        if name not in result.species:
+            out.append((name, result.means[name],
+                        np.sqrt(np.maximum(result.variances.get(name, 0.0), 0.0)), "value"))
+    return out
+
+
+def plot_means(result: Result, path: Path) -> Path | None:
+    series = _series(result)
+    if not series:
+        return None
+    shown = series[:MAX_PANELS]
+    fig, axes = _figure(len(shown))
+    t = np.asarray(result.times, dtype=float)
+    for ax, (title, mean, sd, ylabel) in zip(axes, shown):
+        mean = np.asarray(mean, dtype=float)
+        ax.plot(t, mean, lw=1.5, label="mean")
+        if sd is not None:
+            ax.fill_between(t, mean - sd, mean + sd, alpha=0.3, lw=0, label="± 1 sd")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("time")
+        ax.set_ylabel(ylabel)
+    axes[0].legend(fontsize=7)
+    more = f" (first {MAX_PANELS} of {len(series)})" if len(series) > MAX_PANELS else ""
+    fig.suptitle(f"{result.model_name}: means ± 1 sd ({result.method}){more}")
+    return _save(fig, path)
+
+
+def plot_lattice(result: Result, path: Path) -> Path | None:
+    groups = _lattice_groups(result.species)
+    if not groups:
+        return None
+    fig, axes = _figure(len(groups), width=3.6, height=3.2)
+    for ax, (base, sites) in zip(axes, groups.items()):
+        shape = tuple(max(s[i] for s, _ in sites) + 1 for i in range(len(sites[0][0])))
+        grid = np.full(shape if len(shape) == 2 else (1, shape[0]), np.nan)
+        for site, name in sites:
+            value = float(np.asarray(result.means[name])[-1]) if name in result.means else np.nan
+            grid[site if len(site) == 2 else (0, site[0])] = value
+        image = ax.imshow(grid, cmap="viridis", aspect="auto" if len(shape) == 1 else "equal")
+        fig.colorbar(image, ax=ax, label="mean copy number")
+        ax.set_title(f"{base} at t = {float(result.times[-1]):g}", fontsize=9)
+        ax.set_xlabel("column" if len(shape) == 2 else "site")
+        ax.set_ylabel("row" if len(shape) == 2 else "")
+    fig.suptitle(f"{result.model_name}: final means per lattice site")
+    return _save(fig, path)
+
+
+def plot_marginals(result: Result, path: Path) -> Path | None:
+    names = [n for n in result.species if n in result.marginals] or list(result.marginals)
+    if not names:
+        return None
+    shown = names[:MAX_PANELS]
+    fig, axes = _figure(len(shown))
+    for ax, name in zip(axes, shown):
+        p = np.asarray(result.marginals[name], dtype=float)[-1]
+        ax.bar(np.arange(len(p)), p, width=1.0)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("copy number")
+        ax.set_ylabel("probability")
+    more = f" (first {MAX_PANELS} of {len(names)})" if len(names) > MAX_PANELS else ""
+    fig.suptitle(f"{result.model_name}: marginals at t = {float(result.times[-1]):g}{more}")
+    return _save(fig, path)
+
+
+def plot_probs(result: Result, path: Path) -> Path | None:
+    if not result.probs:
+        return None
+    fig, axes = _figure(1, width=6.0, height=3.6)
+    ax = axes[0]
+    t = np.asarray(result.times, dtype=float)
+    positive = []
+    for name, p in result.probs.items():
+        p = np.asarray(p, dtype=float)
+        ax.plot(t, p, lw=1.5, label=name)
+        err = result.stderr.get(f"prob:{name}")
+        if err is not None:
+            ax.fill_between(t, p - err, p + err, alpha=0.25, lw=0)
+        positive += list(p[np.isfinite(p) & (p > 0)])
+    if positive and min(positive) < 1e-2:
+        ax.set_yscale("log")
+    ax.set_xlabel("time")
+    ax.set_ylabel("probability")
+    ax.legend(fontsize=8)
+    fig.suptitle(f"{result.model_name}: probabilities of the boolean observables")
+    return _save(fig, path)
+
+
+def plot_edge_mass(result: Result, path: Path) -> Path | None:
+    if result.edge_mass is None:
+        return None
+    fig, axes = _figure(1, width=6.0, height=3.2)
+    ax = axes[0]
+    edge = np.asarray(result.edge_mass, dtype=float)
+    ax.plot(np.asarray(result.times, dtype=float), edge, lw=1.5)
+    if np.any(edge > 0):
+        ax.set_yscale("log")
+    ax.set_xlabel("time")
+    ax.set_ylabel("probability on the truncation edge")
+    fig.suptitle(f"{result.model_name}: mass on the edge of the truncation box")
+    return _save(fig, path)
+
+
+def plot_result(result: Result, directory) -> list[Path]:
+    """Every plot that applies to ``result``, written into ``directory``; returns the paths."""
+    directory = Path(directory)
+    plots = [(plot_means, "means.png"), (plot_lattice, "lattice.png"),
+             (plot_marginals, "marginals.png"), (plot_probs, "probabilities.png"),
+             (plot_edge_mass, "edge_mass.png")]
+    written = []
+    for plot, filename in plots:
+        path = plot(result, directory / filename)
+        if path is not None:
+            written.append(path)
+    return written

@@ -1,0 +1,133 @@
+"""Result files (crnlang.io.results) and plots (crnlang.io.plots)."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from crnlang.errors import CRNError
+from crnlang.io import load_result, save_result
+from crnlang.io.results import json_clean
+from crnlang.result import Result
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def hand_made(lattice: bool = False) -> Result:
+    times = np.linspace(0.0, 2.0, 5)
+    species = ("X[0,0]", "X[0,1]", "X[1,0]", "X[1,1]") if lattice else ("X", "Y")
+    rng = np.random.default_rng(1)
+    means = {s: rng.uniform(0, 10, 5) for s in species}
+    means["total"] = sum(means[s] for s in species)
+    variances = {k: rng.uniform(0, 3, 5) for k in means}
+    variances[species[0]][2] = math.nan            # NaN must survive as null / nan
+    marginals = {}
+    for s in species:
+        p = rng.uniform(0, 1, (5, 12))
+        marginals[s] = p / p.sum(axis=1, keepdims=True)
+    return Result(
+        method="ssa", model_name="handmade", times=times, species=species, means=means,
+        variances=variances, marginals=marginals,
+        probs={"low": np.array([0.0, 1e-5, 3e-4, 2e-3, 1e-2]), "high": np.full(5, 0.5)},
+        stderr={f"mean:{species[0]}": np.full(5, 0.1), "prob:low": np.full(5, 1e-6)},
+        edge_mass=np.array([0.0, 1e-12, 1e-9, 1e-7, math.inf]),
+        settings={"method": "ssa", "t_end": 2.0, "rare": ["low"], "dt": 0.5},
+        wall_seconds=1.25, warnings=["a warning"],
+        extra={"rare": {"low": {"estimate": 1.5e-6, "stderr": 2e-7}}, "loss": np.arange(4.0),
+               "note": "plain text", "nan_value": math.nan})
+
+
+def assert_same(a: Result, b: Result) -> None:
+    assert (a.method, a.model_name, a.species, a.wall_seconds, a.warnings) == \
+           (b.method, b.model_name, b.species, b.wall_seconds, b.warnings)
+    np.testing.assert_array_equal(a.times, b.times)
+    for name in ("means", "variances", "marginals", "probs", "stderr"):
+        ta, tb = getattr(a, name), getattr(b, name)
+        assert ta.keys() == tb.keys(), name
+        for k in ta:
+            np.testing.assert_array_equal(ta[k], tb[k])
+    np.testing.assert_array_equal(a.edge_mass, b.edge_mass)
+    assert a.settings == b.settings
+    np.testing.assert_array_equal(a.extra["loss"], b.extra["loss"])
+    assert a.extra["rare"] == b.extra["rare"] and a.extra["note"] == b.extra["note"]
+
+
+def test_save_writes_json_npz_and_pngs(tmp_path):
+    res = hand_made()
+    out = tmp_path / "deep" / "dir"
+    paths = save_result(res, out)
+    names = {p.name for p in paths}
+    assert {"summary.json", "results.npz", "means.png", "marginals.png", "probabilities.png",
+            "edge_mass.png"} <= names
+    assert all(p.exists() and p.parent == out for p in paths)
+    for p in paths:
+        if p.suffix == ".png":
+            assert p.read_bytes()[:8] == PNG_MAGIC
+    text = (out / "summary.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    summary = json.loads(text)
+    assert summary["method"] == "ssa" and summary["model"] == "handmade"
+    assert summary["times"] == [0.0, 0.5, 1.0, 1.5, 2.0]
+    assert summary["mean"]["X"] == pytest.approx(list(res.means["X"]))
+    assert summary["var"]["X"][2] is None
+    assert summary["prob"]["low"][1] == 1e-5
+    assert summary["edge_mass"][-1] is None
+    assert summary["stderr"]["prob:low"] == [1e-6] * 5
+    assert summary["extra"]["rare"]["low"]["estimate"] == 1.5e-6
+    assert summary["warnings"] == ["a warning"]
+    assert summary["std"]["Y"] == pytest.approx(list(np.sqrt(res.variances["Y"])))
+    with np.load(out / "results.npz") as npz:
+        assert npz["marginal:X"].shape == (5, 12)
+        np.testing.assert_array_equal(npz["prob:low"], res.probs["low"])
+        np.testing.assert_array_equal(npz["times"], res.times)
+    # no temporary files left behind
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_load_reads_back_what_was_saved(tmp_path):
+    res = hand_made()
+    save_result(res, tmp_path)
+    back = load_result(tmp_path)
+    assert_same(res, back)
+    assert math.isnan(back.variances["X"][2])
+    assert back.mean("total") is not None and back.marginal("Y", 2.0).shape == (12,)
+
+
+def test_lattice_result_gets_a_heatmap(tmp_path):
+    paths = save_result(hand_made(lattice=True), tmp_path)
+    assert (tmp_path / "lattice.png") in paths
+    assert_same(hand_made(lattice=True), load_result(tmp_path))
+
+
+def test_saving_twice_overwrites(tmp_path):
+    save_result(hand_made(), tmp_path)
+    res = hand_made()
+    res.method = "fsp"
+    save_result(res, tmp_path, plots=False)
+    assert load_result(tmp_path).method == "fsp"
+
+
+def test_result_save_method_uses_save_result(tmp_path):
+    paths = hand_made().save(tmp_path)
+    assert (tmp_path / "summary.json") in paths
+
+
+def test_minimal_result_saves(tmp_path):
+    res = Result(method="fsp", model_name="m", times=np.array([0.0]), species=("A",),
+                 means={"A": np.array([1.0])}, variances={"A": np.array([0.0])})
+    paths = save_result(res, tmp_path)
+    assert {p.name for p in paths} == {"summary.json", "results.npz", "means.png"}
+    assert_same_minimal = load_result(tmp_path)
+    assert assert_same_minimal.edge_mass is None and assert_same_minimal.probs == {}
+
+
+def test_missing_result_is_a_crn_error(tmp_path):
+    with pytest.raises(CRNError, match="no saved result"):
+        load_result(tmp_path)
+
+
+def test_json_clean():
+    assert json_clean({"a": (np.float32(1.5), np.int64(2), math.nan, -math.inf, np.bool_(True))}) == \
+        {"a": [1.5, 2, None, None, True]}
