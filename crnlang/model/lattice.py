@@ -12,6 +12,7 @@ from ..syntax import ast
 from .ir import Lattice
 
 LATTICE_KINDS = {"chain": 1, "grid": 2}
+MAX_SITES = 10_000
 
 
 def sites_of(lattice: Lattice | None) -> list[tuple[int, ...] | None]:
@@ -69,4 +70,10 @@ def lattice_from_args(stmt: ast.LatticeStmt, src, lowerer) -> Lattice:
         raise _err(CRNSemanticError, f"{stmt.kind}() takes {want} size(s), got {len(args)}", src,
                    stmt.kind_pos, f"write lattice {usage}")
     shape = tuple(lowerer.integer(a, src, "a lattice size", lo=1) for a in args)
+    n_sites = 1
+    for n in shape:
+        n_sites *= n
+    if n_sites > MAX_SITES:
+        raise _err(CRNSemanticError, f"a lattice of {n_sites} sites is too large (at most {MAX_SITES})",
+                   src, stmt.kind_pos, "use a smaller lattice")
     return Lattice(stmt.kind, shape, periodic)

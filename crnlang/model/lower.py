@@ -35,6 +35,8 @@ KEYWORDS = frozenset({"model", "kinetics", "param", "func", "species", "use", "i
                       "lattice", "diffuse", "init", "observe", "absorb", "and", "or", "not", "in"})
 RESERVED = KEYWORDS | {"t", "pi", "true", "false"} | set(ir.BUILTIN_FUNCS) | set(REDUCTIONS)
 MAX_MODULE_DEPTH = 32
+MAX_FUNC_DEPTH = 16
+MAX_NODES = 2_000_000  # expression nodes in the whole lowered model (funcs inline by copying)
 
 
 class _Poisoned(Exception):
@@ -268,6 +270,14 @@ def _subst_reaction(stmt: ast.ReactionStmt, subst, prefix: str, mod_src, call_sr
                    rates=tuple(subst_expr(r, subst) for r in stmt.rates))
 
 
+def balanced_sum(terms: list[ir.Expr], loc: Loc | None) -> ir.Expr:
+    """t0 + t1 + ... as a balanced tree (depth log2 n, so big lattices do not nest deeply)."""
+    if len(terms) == 1:
+        return terms[0]
+    mid = len(terms) // 2
+    return ir.Binary("+", balanced_sum(terms[:mid], loc), balanced_sum(terms[mid:], loc), loc)
+
+
 # ---------------------------------------------------------------- stage 2: expressions
 @dataclass
 class Scope:
@@ -304,6 +314,7 @@ class Lowerer:
         self.kinetics = "binomial"
         self.name = default_name
         self.observables: dict[str, ir.Observable] = {}
+        self.nodes = 0
 
     # -------------------------------------------------------- helpers
     def attempt(self, fn: Callable, *args):
@@ -348,6 +359,10 @@ class Lowerer:
 
     # -------------------------------------------------------- expressions
     def expr(self, node: ast.Node, src: Source, scope: Scope) -> ir.Expr:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise _err(CRNSemanticError, f"the model's expressions grow past {MAX_NODES} nodes", src, node.pos,
+                       "funcs are inlined by copying; avoid funcs that call other funcs many times")
         loc = src.loc(node.pos)
         if isinstance(node, ast.Num):
             return ir.Const(node.value, loc)
@@ -480,6 +495,9 @@ class Lowerer:
         if node.func in scope.inlining:
             raise _err(CRNSemanticError, f"func '{node.func}' calls itself", fsrc, fdef.pos,
                        "funcs are inlined, so they cannot be recursive")
+        if len(scope.inlining) >= MAX_FUNC_DEPTH:
+            raise _err(CRNSemanticError, f"funcs call each other more than {MAX_FUNC_DEPTH} levels deep", src,
+                       node.pos, "simplify the chain of funcs")
         if len(node.args) != len(fdef.args):
             raise _err(CRNSemanticError, f"{node.func}() takes {len(fdef.args)} argument(s), got "
                        f"{len(node.args)}", src, node.pos,
@@ -502,9 +520,7 @@ class Lowerer:
         self.expect(terms[0], boolean, src, node.args[0], f"the argument of {name}()")
         if boolean:
             return ir.Logic("and" if name == "all" else "or", tuple(terms), loc) if len(terms) > 1 else terms[0]
-        total = terms[0]
-        for term in terms[1:]:
-            total = ir.Binary("+", total, term, loc)
+        total = balanced_sum(terms, loc)
         if name == "mean" and len(terms) > 1:
             return ir.Binary("/", total, ir.Const(float(len(terms)), loc), loc)
         return total

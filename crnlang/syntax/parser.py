@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import (UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken,
                              VisitError)
 
@@ -302,6 +302,22 @@ _KEYWORDS = {"model", "kinetics", "param", "func", "species", "use", "import", "
              "diffuse", "init", "observe", "absorb", "and", "or", "not", "in"}
 
 
+MAX_DEPTH = 100  # nesting levels of one expression; deeper text is surely not a model
+
+
+def _check_depth(tree: Tree, text: str, filename: str) -> None:
+    """Refuse absurdly nested expressions before anything recurses over them."""
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            line, col = _pos(node.meta) if not node.meta.empty else (1, 1)
+            raise CRNSyntaxError(f"expression nested more than {MAX_DEPTH} levels deep",
+                                 Loc(filename, line, col, _line_of(text, line)),
+                                 "split it up with params or funcs")
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
+
+
 def parse_text(text: str, filename: str = "<string>") -> ast.File:
     """Parse one file's text to an ``ast.File``. Raises ``CRNSyntaxError``."""
     if not isinstance(text, str):
@@ -311,6 +327,7 @@ def parse_text(text: str, filename: str = "<string>") -> ast.File:
         tree = _lark().parse(text)
     except UnexpectedInput as err:
         raise _syntax_error(err, text, filename) from None
+    _check_depth(tree, text, filename)
     try:
         statements = ToAst().transform(tree)
     except VisitError as err:  # pragma: no cover - a transformer bug, reported as a syntax error
