@@ -376,3 +376,12 @@ def test_load_names_the_model_after_the_file(tmp_path):
     m = crnlang.load(p)
     assert m.name == "my_model" and m.source == str(p) and m.source_text == p.read_text()
     assert crnlang.load(str(p)) == m
+
+
+def test_label_collisions():
+    m = crnlang.parse("species X\nr1_fwd: X -> 0 @ 1\nX <-> 0 @ 1, 1\n")
+    assert [r.label for r in m.reactions] == ["r1_fwd", "r2_fwd", "r2_rev"]
+    with pytest.raises(crnlang.CRNNameError, match="label 'b_fwd'"):
+        crnlang.parse("species X\nb: X <-> 0 @ 1, 2\nb_fwd: X -> 0 @ 1\n")
+    with pytest.raises(crnlang.CRNSemanticError, match="already diffuses"):
+        crnlang.parse("lattice chain(2)\nspecies X\ndiffuse X @ 1\ndiffuse X @ 2\n")

@@ -315,6 +315,7 @@ class Lowerer:
         self.name = default_name
         self.observables: dict[str, ir.Observable] = {}
         self.nodes = 0
+        self.diffusing: set[str] = set()
 
     # -------------------------------------------------------- helpers
     def attempt(self, fn: Callable, *args):
@@ -663,6 +664,7 @@ class Lowerer:
                 except CRNError as e:
                     self.errors.append(e)
                 user_labels.setdefault(stmt.label, (src, stmt.label_pos))
+        taken = set(user_labels) | {f"{label}_{d}" for label in user_labels for d in ("fwd", "rev")}
         out: list[ir.Reaction] = []
         counter = 0
         for stmt, src in stmts:
@@ -670,13 +672,20 @@ class Lowerer:
                 label = stmt.label
                 if label is None:
                     counter += 1
-                    while f"r{counter}" in user_labels:
+                    while {f"r{counter}", f"r{counter}_fwd", f"r{counter}_rev"} & taken:
                         counter += 1
                     label = f"r{counter}"
                 got = self.attempt(self.reaction, stmt, src, label)
                 out.extend(got or ())
             elif isinstance(stmt, ast.DiffuseStmt):
                 out.extend(self.attempt(self.diffuse, stmt, src) or ())
+        first: dict[str, ir.Reaction] = {}
+        for r in out:
+            if r.label in first:
+                where = f"first at {first[r.label].loc}" if first[r.label].loc else None
+                self.errors.append(CRNNameError(f"two reactions end up with the label '{r.label}'", r.loc,
+                                                (where + "; " if where else "") + "rename one of the labels"))
+            first.setdefault(r.label, r)
         return out
 
     def side(self, terms: tuple[ast.Term, ...], src: Source) -> list[tuple[str, int, ast.Pos]]:
@@ -763,6 +772,10 @@ class Lowerer:
                        "declare `lattice chain(N)` or `lattice grid(R, C)` first")
         for n in stmt.names:
             self.species_name(n.name, src, n.pos)
+            if n.name in self.diffusing:
+                raise _err(CRNSemanticError, f"'{n.name}' already diffuses", src, n.pos,
+                           "give each species one `diffuse` statement")
+            self.diffusing.add(n.name)
         rate = self.rate(stmt.rate, src, None, species=False)
         loc = src.loc(stmt.pos)
         out = []
