@@ -21,12 +21,45 @@ import numpy as np
 from .linalg import Kernel, integer_kernel, reduce_against
 
 MAX_RAYS = 2000          # give up the semi-positive search above this many candidate rays
+MAX_WORK = 10**10        # ... or when the support tests have cost this much (sum of c * c * k)
 
 
 def conservation_basis(N: np.ndarray) -> tuple[list[list[int]], int]:
     """(laws, rank): an integer basis of the left null space of ``N`` (n_species, n_reactions)
-    as lists of n_species ints (semi-positive ones first, each primitive), and rank(N)."""
+    as lists of n_species ints (semi-positive ones first, each primitive), and rank(N).
+
+    Species that no reaction links (blocks of N) have independent laws: each block is solved
+    on its own, which keeps the semi-positive search small."""
     n = N.shape[0]
+    laws: list[list[int]] = []
+    rank = 0
+    for species in species_blocks(N):
+        reactions = np.flatnonzero(np.any(N[species] != 0, axis=0))
+        block_laws, block_rank = _block_basis(N[np.ix_(species, reactions)])
+        rank += block_rank
+        for law in block_laws:
+            full = [0] * n
+            for i, v in zip(species, law):
+                full[int(i)] = v
+            laws.append(full)
+    laws.sort(key=lambda y: (any(v < 0 for v in y), _law_size(y)))
+    return laws, rank
+
+
+def species_blocks(N: np.ndarray) -> list[np.ndarray]:
+    """Species index sets linked by the nonzero pattern of N, each sorted, by first index."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+
+    B = sp.csr_matrix((N != 0).astype(np.int8))
+    _, label = connected_components(B @ B.T, directed=False)
+    order = np.argsort(label, kind="stable")
+    blocks = np.split(order, np.flatnonzero(np.diff(label[order])) + 1)
+    return sorted(blocks, key=lambda b: int(b[0]))
+
+
+def _block_basis(N: np.ndarray) -> tuple[list[list[int]], int]:
+    """conservation_basis of one block."""
     kernel = integer_kernel(N.T)
     if kernel.vectors.shape[1] == 0:
         return [], kernel.rank
@@ -42,7 +75,7 @@ def conservation_basis(N: np.ndarray) -> tuple[list[list[int]], int]:
         for vec in sorted(fill, key=_law_size):
             if reduce_against(_sparse(vec), echelon):
                 laws.append(vec)
-    assert len(laws) == kernel.vectors.shape[1] == n - kernel.rank
+    assert len(laws) == kernel.vectors.shape[1] == N.shape[0] - kernel.rank
     return laws, kernel.rank
 
 
@@ -68,40 +101,44 @@ def _signed(vec: list[int]) -> list[int]:
 
 
 def semi_positive_rays(kernel: Kernel, max_rays: int = MAX_RAYS) -> list[list[int]] | None:
-    """Extreme rays of {y in kernel : y >= 0} as primitive int lists, or None if the search
-    grew past ``max_rays`` candidates (then only basis vectors are reported)."""
+    """Extreme rays of {y in kernel : y >= 0} as primitive int lists, or None when the search
+    grows past ``max_rays`` candidates, past MAX_WORK, or its numbers past 2**31 (then the
+    caller reports basis vectors instead)."""
     K = kernel.vectors
-    n, d = K.shape
+    n = K.shape[0]
+    if K.size and int(np.abs(K).max()) >= 2**31:
+        return None
     active = np.flatnonzero(np.any(K != 0, axis=1))
-    R = np.array(K[active, :], dtype=object)           # (n_active, n_rays), Python ints
+    R = np.array(K[active, :], dtype=np.int64)          # (n_active, n_rays)
     position = {int(s): i for i, s in enumerate(active)}
     processed = [position[f] for f in kernel.free]
-    todo = [i for i in range(len(active)) if i not in set(processed)]
-    while todo:
-        signs = np.sign(R[todo].astype(float)) if R.shape[1] else np.zeros((len(todo), 0))
-        n_pos, n_neg = (signs > 0).sum(axis=1), (signs < 0).sum(axis=1)
-        todo = [i for i, k in zip(todo, n_neg) if k]      # rows already >= 0 stay so
-        if not todo:
-            break
-        work = [int(p) * int(q) for p, q in zip(n_pos, n_neg) if q]
-        row = todo[int(np.argmin(work))]
-        todo.remove(row)
+    todo = np.array([i for i in range(len(active)) if i not in set(processed)], dtype=np.int64)
+    work = 0
+    while len(todo):
+        n_pos, n_neg = (R[todo] > 0).sum(axis=1), (R[todo] < 0).sum(axis=1)
+        todo, n_pos, n_neg = todo[n_neg > 0], n_pos[n_neg > 0], n_neg[n_neg > 0]
+        if not len(todo):
+            break                                        # rows already >= 0 stay so
+        best = int(np.argmin(n_pos * n_neg))
+        row = int(todo[best])
+        todo = np.delete(todo, best)
         processed.append(row)
         values = R[row]
-        pos = [j for j, v in enumerate(values) if v > 0]
-        neg = [j for j, v in enumerate(values) if v < 0]
-        if not neg:
-            continue
-        zero = [j for j, v in enumerate(values) if v == 0]
-        if len(pos) * len(neg) + len(pos) + len(zero) > max_rays:
+        pos, neg, zero = (np.flatnonzero(values > 0), np.flatnonzero(values < 0),
+                          np.flatnonzero(values == 0))
+        n_candidates = len(pos) * len(neg) + len(pos) + len(zero)
+        work += len(pos) * len(neg) * (n_candidates * len(processed) + R.shape[0])
+        if n_candidates > max_rays or work > MAX_WORK:
             return None
-        new = [R[:, j] for j in zero + pos]
-        for i in pos:
-            for j in neg:
-                new.append(_primitive_col(values[i] * R[:, j] - values[j] * R[:, i]))
-        if not new:
+        # a_i r_j - a_j r_i for a_i > 0 > a_j: zero at ``row``, non-negative where both are
+        combos = (values[pos][None, :, None] * R[:, neg][:, None, :]
+                  - values[neg][None, None, :] * R[:, pos][:, :, None]).reshape(R.shape[0], -1)
+        combos = _primitive_columns(combos)
+        if combos.size and np.abs(combos).max() >= 2**31:
+            return None
+        R = _minimal_support(R[:, np.concatenate([zero, pos])], combos, processed)
+        if R.shape[1] == 0:
             return []
-        R = _minimal_support(new, processed)
     rays = []
     for j in range(R.shape[1]):
         full = [0] * n
@@ -111,25 +148,30 @@ def semi_positive_rays(kernel: Kernel, max_rays: int = MAX_RAYS) -> list[list[in
     return rays
 
 
-def _primitive_col(col: np.ndarray) -> np.ndarray:
-    g = math.gcd(*(int(v) for v in col))
-    return col // g if g > 1 else col
+def _primitive_columns(M: np.ndarray) -> np.ndarray:
+    """Each column divided by the gcd of its entries."""
+    if M.shape[1] == 0:
+        return M
+    g = np.gcd.reduce(M, axis=0)
+    return M // np.where(g == 0, 1, g)[None, :]
 
 
-def _minimal_support(columns: list[np.ndarray], processed: list[int]) -> np.ndarray:
-    """Keep the columns whose support on ``processed`` rows contains no other column's
-    support (the extreme rays); duplicates collapse to one."""
-    seen: dict[tuple, np.ndarray] = {}
-    for col in columns:
-        seen.setdefault(tuple(int(v) for v in col), col)
-    cols = list(seen.values())
-    S = np.array([[col[i] != 0 for i in processed] for col in cols], dtype=np.float32)
-    size = S.sum(axis=1)
-    inter = S @ S.T                                     # |supp_a & supp_b|, exact in float32
+def _minimal_support(kept: np.ndarray, new: np.ndarray, processed: list[int]) -> np.ndarray:
+    """``kept`` (rays of the old cone still in the new one: extreme there too) followed by the
+    ``new`` combinations whose support on ``processed`` rows contains no other column's
+    support (the extreme rays among them); equal new columns collapse to their first copy."""
+    R = np.concatenate([kept, new], axis=1)
+    c_old, c_new = kept.shape[1], new.shape[1]
+    if c_new == 0:
+        return R
+    S = (R[processed] != 0).astype(np.float32)          # (k, c)
+    size = S.sum(axis=0)
+    inter = S[:, c_old:].T @ S                          # (c_new, c): |supp_a & supp_b|
     contains = inter == size[None, :]                   # [a, b]: supp_b is inside supp_a
-    np.fill_diagonal(contains, False)
-    kept = [cols[i] for i in np.flatnonzero(~contains.any(axis=1))]
-    out = np.zeros((len(cols[0]), len(kept)), dtype=object)
-    for j, col in enumerate(kept):
-        out[:, j] = col
-    return out
+    contains[np.arange(c_new), c_old + np.arange(c_new)] = False
+    duplicate = np.zeros(c_new, dtype=bool)
+    for a, b in np.argwhere(contains[:, c_old:] & contains[:, c_old:].T):
+        if a < b and not duplicate[a] and np.array_equal(new[:, a], new[:, b]):
+            duplicate[b] = True
+    contains[:, c_old:][:, duplicate] = False
+    return np.concatenate([kept, new[:, ~duplicate & ~contains.any(axis=1)]], axis=1)

@@ -44,7 +44,6 @@ def unique_rows(A: np.ndarray) -> np.ndarray:
     """Nonzero rows of A up to sign (reversible pairs, repeated reactions), int64, in order
     of first appearance."""
     A = np.asarray(A, dtype=np.int64)
-    A = A.reshape(A.shape[0], -1)
     A = A[np.any(A != 0, axis=1)]
     if A.shape[0] == 0:
         return A
@@ -233,16 +232,6 @@ def _combine(row: dict[int, int], a: int, prow: dict[int, int], b: int) -> None:
         if g != 1:
             for k in row:
                 row[k] //= g
-
-
-def exact_rank(vectors: list[dict[int, int]]) -> int:
-    """Rank of a few sparse integer vectors (dicts index -> value), exactly."""
-    basis: dict[int, dict[int, int]] = {}
-    rank = 0
-    for vec in vectors:
-        if reduce_against(dict(vec), basis):
-            rank += 1
-    return rank
 
 
 def reduce_against(vec: dict[int, int], basis: dict[int, dict[int, int]]) -> bool:
