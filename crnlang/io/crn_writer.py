@@ -13,6 +13,7 @@ loosest first ``or`` < ``and`` < ``not`` < comparisons < ``+ -`` < ``* /`` < una
 """
 from __future__ import annotations
 
+import keyword
 import math
 import re
 from dataclasses import fields
@@ -28,6 +29,35 @@ _OR, _AND, _NOT, _CMP, _SUM, _PROD, _UNARY, _POW, _ATOM = range(1, 10)
 _BINARY_PREC = {"+": _SUM, "-": _SUM, "*": _PROD, "/": _PROD, "^": _POW}
 
 _SITE_NAME = re.compile(r"^(\w+)\[([\d,]+)\]$")
+
+# words the front end refuses as names (statement keywords, constants, builtins, reductions)
+RESERVED = frozenset("""
+model kinetics param func species use import module lattice diffuse init observe absorb and or
+not in t pi true false exp log sqrt sin cos abs min max sum mean all any
+""".split()) | frozenset(keyword.kwlist)
+
+
+def is_identifier(name: str) -> bool:
+    """True when ``name`` can name something in a .crn file as it is."""
+    return (re.fullmatch(r"[^\W\d]\w*", name) is not None and name not in RESERVED
+            and not name.startswith("__"))
+
+
+def safe_identifier(name: str, taken: set[str] | None = None) -> str:
+    """A name the front end accepts, close to ``name``: other characters become ``_``, a
+    leading digit or ``__`` gets an ``n`` in front, a reserved word a ``_`` behind; then a
+    ``_2``, ``_3`` ... suffix until it is not in ``taken`` (which it is added to)."""
+    taken = set() if taken is None else taken
+    safe = re.sub(r"[^A-Za-z0-9_]", "_", name) or "x"
+    if safe[0].isdigit() or safe.startswith("__"):
+        safe = "n" + safe
+    if safe in RESERVED:
+        safe += "_"
+    out, n = safe, 2
+    while out in taken:
+        out, n = f"{safe}_{n}", n + 1
+    taken.add(out)
+    return out
 
 
 # ---------------------------------------------------------------- numbers and names
@@ -209,7 +239,10 @@ def _init_text(target: str, dist) -> str:
 def write_crn(model: Model, comments: Iterable[str] = ()) -> str:
     """``model`` as .crn text; ``comments`` go first, one ``# `` line each."""
     lines = [f"# {c}".rstrip() for c in _comment_lines(comments)]
-    lines.append(f"model {_model_name(model.name)}")
+    if is_identifier(model.name):
+        lines.append(f"model {model.name}")
+    else:
+        lines.append(f"# the model's name {model.name!r} is not an identifier: not written")
     lines.append(f"kinetics {model.kinetics}")
     lines += _param_lines(model)
     body = None
@@ -229,11 +262,6 @@ def _comment_lines(comments: Iterable[str]) -> list[str]:
     for c in comments:
         out += str(c).replace("\r", "").split("\n")
     return out
-
-
-def _model_name(name: str) -> str:
-    safe = re.sub(r"\W", "_", name) or "model"
-    return safe if not safe[0].isdigit() else "m_" + safe
 
 
 def _flat_body(model: Model) -> list[str]:

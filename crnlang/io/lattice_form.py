@@ -129,8 +129,9 @@ def _fold_reductions(expr: Expr, sites) -> Expr:
         return t if all(_resite(t, s) == term for s, term in zip(sites, terms)) else None
 
     def sum_terms(e: Expr) -> list[Expr]:
+        """Operands of a '+' tree of any shape (lowering builds balanced sums)."""
         if isinstance(e, Binary) and e.op == "+":
-            return sum_terms(e.left) + [e.right]
+            return sum_terms(e.left) + sum_terms(e.right)
         return [e]
 
     def go(e: Expr) -> Expr:

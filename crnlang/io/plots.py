@@ -115,6 +115,8 @@ def plot_lattice(result: Result, path: Path) -> Path | None:
             grid[site if len(site) == 2 else (0, site[0])] = value
         image = ax.imshow(grid, cmap="viridis", aspect="auto" if len(shape) == 1 else "equal")
         fig.colorbar(image, ax=ax, label="mean copy number")
+        ax.set_xticks(range(grid.shape[1]))
+        ax.set_yticks(range(grid.shape[0]) if len(shape) == 2 else [])
         ax.set_title(f"{base} at t = {float(result.times[-1]):g}", fontsize=9)
         ax.set_xlabel("column" if len(shape) == 2 else "site")
         ax.set_ylabel("row" if len(shape) == 2 else "")

@@ -15,8 +15,9 @@ Import (``import_sbml(path) -> (crn_text, warnings)``):
   laws mass action without a numeric correction (ties: binomial). Every other law becomes
   ``=> law``. A reversible reaction whose law is ``forward - backward`` with mass-action
   halves becomes two reactions ``<id>_fwd`` and ``<id>_rev``.
-* SBML ids that are crnlang keywords or builtins get a trailing ``_`` (``t`` -> ``t_``);
-  non-ASCII or other non-identifier characters become ``_``.
+* SBML ids that are crnlang keywords, builtins or Python keywords get a trailing ``_``
+  (``t`` -> ``t_``, ``lambda`` -> ``lambda_``), ids starting with ``__`` an ``n`` in front;
+  each rename is stated in a comment (see ``crn_writer.safe_identifier``).
 * events, rules, delays, non-integer stoichiometry, piecewise and other MathML with no
   crnlang counterpart raise one ``CRNError`` that lists each by SBML id; ``lenient=True``
   turns them into warnings and comments (the offending element is left out).
@@ -43,7 +44,7 @@ from ..errors import CRNError
 from ..model.ir import (Binary, Const, Expr, InitDist, Lattice, Model, Observable, Param,
                         ParamRef, Reaction, Settings, Species, SpeciesRef, children, species_in)
 from ..model.semantics import evaluate
-from .crn_writer import site_safe_name, write_crn
+from .crn_writer import is_identifier, safe_identifier, site_safe_name, write_crn
 from .massaction import mass_action_expr, split_mass_action
 from .mathml import (MathReader, Unsupported, canonical, chain_items, constants_in, to_ast,
                      written_value)
@@ -52,31 +53,21 @@ NAMESPACE = "https://crnlang.org/sbml/1"
 PREFIX = "crnlang"
 MATHML_NS = "http://www.w3.org/1998/Math/MathML"
 
-RESERVED = frozenset("""
-model kinetics param func species use import module lattice diffuse init observe absorb
-in and or not t pi sum mean all any exp log sqrt sin cos min max abs chain grid periodic
-binomial falling power poisson uniform fixed true false
-""".split())
-
-_SID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-# ---------------------------------------------------------------- names
 def crn_identifier(name: str, taken: set[str]) -> str:
-    """A crnlang identifier for ``name``, not in ``taken`` (which it is added to)."""
+    """A crnlang identifier for the SBML id ``name``, not in ``taken`` (which it is added to)."""
+    return safe_identifier(name, taken)
+
+
+def sbml_id(name: str, taken: set[str]) -> str:
+    """An SBML SId ([A-Za-z_][A-Za-z0-9_]*) for ``name``, not in ``taken`` (which it is added to)."""
     safe = re.sub(r"[^A-Za-z0-9_]", "_", name) or "x"
     if safe[0].isdigit():
         safe = "_" + safe
-    if safe in RESERVED:
-        safe += "_"
     out, n = safe, 2
-    while out in taken or out in RESERVED:
+    while out in taken:
         out, n = f"{safe}_{n}", n + 1
     taken.add(out)
     return out
-
-
-sbml_id = crn_identifier  # SBML SIds follow the same pattern: [A-Za-z_][A-Za-z0-9_]*
 
 
 # ---------------------------------------------------------------- reading the document
@@ -417,7 +408,7 @@ class _Importer:
         for p in items:
             pid = p.getId()
             name = pid
-            if name in self.taken or name in RESERVED or not _SID.match(name):
+            if name in self.taken or not is_identifier(name):
                 name = crn_identifier(f"{r.getId()}_{pid}", self.taken)
                 self.note(f"local parameter '{pid}' of reaction '{r.getId()}' is '{name}' here")
             else:
@@ -492,7 +483,7 @@ class _Importer:
                                     "out with a warning")
             self.warnings += [f"left out: {p}" for p in self.problems]
         ann = self.ann
-        name = (ann.name if ann and ann.name else None) or self.m.getId() or self.stem
+        name = (ann.name if ann and ann.name else None) or safe_identifier(self.m.getId() or self.stem)
         settings = _settings_from(ann.settings) if ann else Settings()
         lattice = ann.lattice if ann else None
         return Model(name=name, kinetics=self.kinetics, params=params, species=species,
