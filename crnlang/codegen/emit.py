@@ -58,30 +58,9 @@ def py_literal(value: Any) -> str:
 
 # ---------------------------------------------------------------- analysis
 def _analyze(model: Model):
-    try:
-        from ..analysis.analyze import analyze
-    except ImportError:            # TEMPORARY STAND-IN until crnlang.analysis.analyze lands
-        return _standin_analysis(model)
+    from ..analysis.analyze import analyze
+
     return analyze(model)
-
-
-def _standin_analysis(model: Model):
-    """TEMPORARY STAND-IN (codegen, issue 4): an Analysis with no conservation laws and the
-    declared bounds. Used only while crnlang.analysis.analyze does not exist."""
-    import numpy as np
-
-    from ..analysis.types import Analysis
-
-    names = tuple(s.name for s in model.species)
-    stoich = np.zeros((len(names), len(model.reactions)), dtype=np.int64)
-    for k, r in enumerate(model.reactions):
-        for name, d in r.change().items():
-            stoich[names.index(name), k] = d
-    return Analysis(model=model, species=names, stoichiometry=stoich,
-                    rank=int(np.linalg.matrix_rank(stoich)) if stoich.size else 0,
-                    conservation_laws=(), eliminations=(), reduced_species=names,
-                    bounds={s.name: (s.lo, s.hi) for s in model.species},
-                    log10_box=None, log10_reduced=None)
 
 
 # ---------------------------------------------------------------- the model-specific code
@@ -143,12 +122,13 @@ class KernelSource:
             code += f" {sign} {term}"
         return code, own
 
-    def rebuild_code(self, elimination, col: Callable[[str], str], floor: bool) -> str:
-        """Code of an eliminated species from its conservation law."""
+    def rebuild_code(self, elimination, col: Callable[[str], str]) -> str:
+        """Code of an eliminated species from its conservation law (floor division, exact
+        on the support; ``in_support`` checks divisibility where the coefficient is not 1)."""
         code, own = self._rebuild_parts(elimination, col)
-        if own == 1:
-            return f"({code})"
-        return f"(({code}) {'//' if floor else '/'} {own})"
+        if not elimination.rebuild_terms()[1]:          # the law fixes the species alone
+            return f"_ks.constant_row({int(code) // own}, r)"
+        return f"({code})" if own == 1 else f"(({code}) // {own})"
 
     def divisibility_checks(self, col: Callable[[str], str]) -> list[str]:
         """Conditions that a rebuilt species is an integer (own coefficient not +-1)."""
@@ -205,7 +185,7 @@ class KernelSource:
             return f"e{self.full_index[name]}"
 
         locals_ = [{"var": f"e{self.full_index[e.species]}",
-                    "code": self.rebuild_code(e, col, floor=True),
+                    "code": self.rebuild_code(e, col),
                     "comment": comment_text(e.species)} for e in self.eliminations]
         rows = [{"code": col(name), "comment": comment_text(name)} for name in self.all_species]
         return locals_, rows

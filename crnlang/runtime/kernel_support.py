@@ -29,6 +29,11 @@ def column(value, n: int, dtype: torch.dtype, device) -> torch.Tensor:
     return value.to(dtype).expand(n) if value.dim() == 0 else value.to(dtype)
 
 
+def constant_row(value: int, rows: torch.Tensor) -> torch.Tensor:
+    """(B,) filled with ``value``, in the dtype and device of the (L, B) ``rows``."""
+    return torch.full((rows.shape[1],), value, dtype=rows.dtype, device=rows.device)
+
+
 def bound_tensor(values, device) -> torch.Tensor:
     """(L,) int64 bounds on ``device``; None (no upper bound) becomes NO_UPPER."""
     return torch.tensor([NO_UPPER if v is None else v for v in values], dtype=torch.int64,
