@@ -94,6 +94,11 @@ BROKEN = [
     ('sqrt neg', 'species X\nX -> 0 @ 1\nX -> 0 @ sqrt(-1)\n', CRNSemanticError, 3, 10, None),
     ('two positional', '@solve(fsp, ssa)\n', CRNSemanticError, 1, 13, 'name the others, e.g. hidden ='),
     ('unit range', '@sampling(uniform = 2)\n', CRNSemanticError, 1, 21, None),
+    ('module not closed', 'module m(A) {\n A -> 0 @ 1\n', CRNSyntaxError, 2, 12, "must end with '}'"),
+    ('stray brace', 'species X\n}\n', CRNSyntaxError, 2, 1, 'expected a statement'),
+    ('assignment', 'species X\nX = 3\n', CRNSyntaxError, 2, 3, 'param NAME = ...'),
+    ('deep nesting', 'species X\nX -> 0 @ ' + '-' * 150 + '1\n', CRNSyntaxError, 2, 109, 'split it up'),
+    ('huge lattice', 'lattice grid(1000, 1000)\n', CRNSemanticError, 1, 9, 'smaller lattice'),
 ]
 
 

@@ -276,8 +276,17 @@ def _syntax_error(err: UnexpectedInput, text: str, filename: str) -> CRNSyntaxEr
         elif tok.type == "_NL":
             line, col = tok.line, tok.column
         message = f"unexpected {_token_text(tok)}"
-        expected = _expected_words(err.accepts or err.expected)
+        accepts = set(err.accepts or err.expected)
+        expected = _expected_words(accepts)
         hint = f"expected {expected}" if expected else None
+        if "SPECIES" in accepts and "PARAM" in accepts:  # the start of a statement
+            hint = ("expected a statement: model, kinetics, param, func, species, a reaction "
+                    "(A + B -> C @ k), init, observe, absorb, lattice, diffuse, use, import, module or @solve(...)")
+            if "RBRACE" in accepts:
+                hint = "a module body must end with '}'" if tok.type == "$END" else \
+                    "inside a module: reactions, `diffuse` and module calls, then '}'"
+        elif tok.type == "EQUAL" and "ARROW" in accepts:
+            hint = "declare a constant with `param NAME = ...`, an initial count with `init NAME = ...`"
         if tok.type == "NAME" and "NAME" not in (err.accepts or err.expected) and str(tok) in _KEYWORDS:
             hint = f"'{tok}' is a keyword and cannot be used as a name"
     elif isinstance(err, UnexpectedCharacters):
