@@ -4,7 +4,9 @@
 * a random network of 1000 species and about 3000 reactions, built so that exact
   conservation laws exist (closed groups where every reaction conserves a random positive
   integer "mass") next to open groups (inflow and outflow), so the kernel is neither empty
-  nor trivial.
+  nor trivial;
+* a sparse random network of 1000 species and 500 reactions: about 500 laws, many with
+  mixed signs (the hardest case for the semi-positive search).
 
     python benchmarks/bench_analysis.py
 """
@@ -72,6 +74,22 @@ def random_network(n_species: int = 1000, n_groups: int = 10, per_group: int = 3
                  reactions=tuple(reactions), init=init)
 
 
+def sparse_random_network(n_species: int = 1000, n_reactions: int = 500, seed: int = 1) -> Model:
+    """Random reactions with 1-2 reactants and 1-2 products among n_species: few reactions
+    per species, so about n_species - n_reactions laws, many of them with mixed signs."""
+    rng = np.random.default_rng(seed)
+    names = [f"X{i}" for i in range(n_species)]
+    reactions = []
+    for j in range(n_reactions):
+        k, l = rng.integers(1, 3, size=2)
+        picked = rng.choice(n_species, size=k + l, replace=False)
+        reactions.append(Reaction(f"r{j}", tuple((names[i], 1) for i in picked[:k]),
+                                  tuple((names[i], 1) for i in picked[k:]), Const(1.0)))
+    return Model(name="sparse_random", kinetics="binomial", params=(),
+                 species=tuple(Species(n) for n in names), reactions=tuple(reactions),
+                 init={n: InitDist("fixed", (1,)) for n in names})
+
+
 def timed(label: str, model: Model) -> None:
     t0 = time.perf_counter()
     a = crnlang.analyze(model)
@@ -81,8 +99,10 @@ def timed(label: str, model: Model) -> None:
 
 
 def main() -> None:
+    crnlang.analyze(crnlang.parse("species A, B\nA <-> B @ 1, 1\ninit A = 1"))   # imports
     timed("schlogl 10x10 grid", crnlang.parse(SCHLOGL_GRID))
     timed("random 1000 species", random_network())
+    timed("sparse random 1000 species", sparse_random_network())
 
 
 if __name__ == "__main__":

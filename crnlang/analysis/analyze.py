@@ -102,29 +102,35 @@ def choose_eliminations(names: Sequence[str], laws: Sequence[ConservationLaw],
                         bounds: Mapping[str, tuple[int, int | None]]) -> tuple[Elimination, ...]:
     """One species per law with a fixed total, so that no eliminated species appears in
     another elimination's law. Choice per law, in order: coefficient +-1 (the rebuild is then
-    an integer), then the largest bound (unbounded first), then a species no later law
-    contains (the law stays as reported), then model order. When the chosen species is also in
+    an integer), then the largest bound (unbounded first), then a species no other law
+    contains (the laws stay as reported), then model order. When the chosen species is also in
     another fixed law, that law is replaced by an integer combination without it."""
     order = {n: i for i, n in enumerate(names)}
     fixed = [law for law in laws if law.total is not None]
     rows = [(dict(law.coefficients), int(law.total)) for law in fixed]
+    laws_with: dict[str, set[int]] = {}                 # species -> rows that contain it
+    for k, (coeffs, _) in enumerate(rows):
+        for n in coeffs:
+            laws_with.setdefault(n, set()).add(k)
     chosen: list[tuple[int, str, str]] = []
     for i in range(len(rows)):
         coeffs, _ = rows[i]
-        taken = {name for _, name, _ in chosen}
-        others = [coeffs2 for k, (coeffs2, _) in enumerate(rows) if k != i]
-        candidates = [n for n in coeffs if n not in taken]
 
         def key(n: str) -> tuple:
             hi = bounds[n][1]
-            shared = any(n in o for o in others)
+            shared = len(laws_with[n]) > 1
             return (abs(coeffs[n]) != 1, -(math.inf if hi is None else hi), shared, order[n])
 
+        candidates = list(coeffs)                       # earlier choices are cancelled out
         best = min(candidates, key=key)
         chosen.append((i, best, _reason(best, coeffs, candidates, key)))
-        for k in range(len(rows)):
-            if k != i and best in rows[k][0]:
-                rows[k] = _cancel(rows[k], rows[i], best)
+        for k in sorted(laws_with[best] - {i}):
+            old = rows[k][0]
+            rows[k] = _cancel(rows[k], rows[i], best)
+            for n in old:
+                laws_with[n].discard(k)
+            for n in rows[k][0]:
+                laws_with.setdefault(n, set()).add(k)
     out = []
     for i, name, why in sorted(chosen, key=lambda c: order[c[1]]):
         dropped = [n for n in fixed[i].coefficients if n not in rows[i][0]]

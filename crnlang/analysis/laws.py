@@ -31,19 +31,22 @@ def conservation_basis(N: np.ndarray) -> tuple[list[list[int]], int]:
     Species that no reaction links (blocks of N) have independent laws: each block is solved
     on its own, which keeps the semi-positive search small."""
     n = N.shape[0]
-    laws: list[list[int]] = []
+    laws: list[dict[int, int]] = []
     rank = 0
     for species in species_blocks(N):
         reactions = np.flatnonzero(np.any(N[species] != 0, axis=0))
         block_laws, block_rank = _block_basis(N[np.ix_(species, reactions)])
         rank += block_rank
-        for law in block_laws:
-            full = [0] * n
-            for i, v in zip(species, law):
-                full[int(i)] = v
-            laws.append(full)
-    laws.sort(key=lambda y: (any(v < 0 for v in y), _law_size(y)))
-    return laws, rank
+        laws += [{int(species[i]): v for i, v in law.items()} for law in block_laws]
+    laws.sort(key=lambda y: (min(y.values()) < 0, _law_size(y)))
+    return [_dense(law, n) for law in laws], rank
+
+
+def _dense(law: dict[int, int], n: int) -> list[int]:
+    full = [0] * n
+    for i, v in law.items():
+        full[i] = v
+    return full
 
 
 def species_blocks(N: np.ndarray) -> list[np.ndarray]:
@@ -58,34 +61,35 @@ def species_blocks(N: np.ndarray) -> list[np.ndarray]:
     return sorted(blocks, key=lambda b: int(b[0]))
 
 
-def _block_basis(N: np.ndarray) -> tuple[list[list[int]], int]:
-    """conservation_basis of one block."""
+def _block_basis(N: np.ndarray) -> tuple[list[dict[int, int]], int]:
+    """conservation_basis of one block, laws as sparse dicts {species index: coefficient}."""
     kernel = integer_kernel(N.T)
     if kernel.vectors.shape[1] == 0:
         return [], kernel.rank
-    rays = semi_positive_rays(kernel)
-    laws: list[list[int]] = []
+    rays = [_sparse(ray) for ray in semi_positive_rays(kernel) or []]
+    laws: list[dict[int, int]] = []
     echelon: dict[int, dict[int, int]] = {}
-    for ray in sorted(rays or [], key=_law_size):
-        if reduce_against(_sparse(ray), echelon):
+    for ray in sorted(rays, key=_law_size):
+        if reduce_against(dict(ray), echelon):
             laws.append(ray)
     if len(laws) < kernel.vectors.shape[1]:
-        fill = [_signed(_primitive([int(v) for v in kernel.vectors[:, j]]))
+        fill = [_signed(_sparse(_primitive([int(v) for v in kernel.vectors[:, j]])))
                 for j in range(kernel.vectors.shape[1])]
         for vec in sorted(fill, key=_law_size):
-            if reduce_against(_sparse(vec), echelon):
+            if reduce_against(dict(vec), echelon):
                 laws.append(vec)
     assert len(laws) == kernel.vectors.shape[1] == N.shape[0] - kernel.rank
     return laws, kernel.rank
 
 
-def _law_size(vec: list[int]) -> tuple:
-    support = [i for i, v in enumerate(vec) if v]
-    return (len(support), max(abs(v) for v in vec), sum(abs(v) for v in vec), support)
+def _law_size(law: dict[int, int]) -> tuple:
+    """Smaller laws first: support size, largest and summed |coefficient|, species order."""
+    return (len(law), max(abs(v) for v in law.values()), sum(abs(v) for v in law.values()),
+            sorted(law))
 
 
 def _sparse(vec: list[int]) -> dict[int, int]:
-    return {i: v for i, v in enumerate(vec) if v}
+    return {i: int(v) for i, v in enumerate(vec) if v}
 
 
 def _primitive(vec: list[int]) -> list[int]:
@@ -93,11 +97,11 @@ def _primitive(vec: list[int]) -> list[int]:
     return [v // g for v in vec] if g > 1 else vec
 
 
-def _signed(vec: list[int]) -> list[int]:
+def _signed(law: dict[int, int]) -> dict[int, int]:
     """Mixed-sign law with more positive weight than negative (ties: first entry positive)."""
-    total = sum(vec)
-    first = next(v for v in vec if v)
-    return [-v for v in vec] if total < 0 or (total == 0 and first < 0) else vec
+    total = sum(law.values())
+    first = law[min(law)]
+    return {i: -v for i, v in law.items()} if total < 0 or (total == 0 and first < 0) else law
 
 
 def semi_positive_rays(kernel: Kernel, max_rays: int = MAX_RAYS) -> list[list[int]] | None:
