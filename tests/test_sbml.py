@@ -447,3 +447,24 @@ def test_round_trip_fsp_result_is_the_same():
     for name in a.species:
         np.testing.assert_array_equal(a.mean(name), b.mean(name))
         np.testing.assert_array_equal(a.var(name), b.var(name))
+
+
+def test_level2_documents_import():
+    doc = libsbml.readSBMLFromFile(str(sbml_path("00022")))
+    assert doc.setLevelAndVersion(2, 4, False)
+    model = crnlang.parse(import_sbml(libsbml.writeSBMLToString(doc))[0])
+    immigration = next(r for r in model.reactions if r.label == "Immigration")
+    assert propensity(model, immigration, {"X": 3}) == 5     # the local Alpha, renamed
+
+
+def test_reserved_and_odd_ids_are_renamed_and_stated():
+    doc, m = _doc()
+    _species(m, "lambda", amount=2)     # a Python keyword
+    _species(m, "__x", amount=1)        # leading '__' is reserved in crnlang
+    _param(m, "init", 0.5)              # a crnlang keyword
+    _reaction(m, "r", [("lambda", 1)], [("__x", 1)], "init * lambda")
+    text, _ = import_sbml(_text(doc))
+    model = crnlang.parse(text)
+    assert set(model.species_names) == {"lambda_", "n__x"}
+    assert "SBML id 'lambda' is 'lambda_' here" in text
+    assert propensity(model, model.reactions[0], {"lambda_": 4, "n__x": 0}) == pytest.approx(2.0)
