@@ -385,3 +385,22 @@ def test_label_collisions():
         crnlang.parse("species X\nb: X <-> 0 @ 1, 2\nb_fwd: X -> 0 @ 1\n")
     with pytest.raises(crnlang.CRNSemanticError, match="already diffuses"):
         crnlang.parse("lattice chain(2)\nspecies X\ndiffuse X @ 1\ndiffuse X @ 2\n")
+
+
+def test_observables_may_use_earlier_observables():
+    m = crnlang.parse("species X\nobserve a = X > 3\nobserve b = a and X < 9\nobserve c = not b\n")
+    assert [o.boolean for o in m.observables] == [True, True, True]
+    assert evaluate(m.observables[1].expr, {}, {"X": 5}) is True
+    assert evaluate(m.observables[2].expr, {}, {"X": 9}) is True
+    with pytest.raises(crnlang.CRNNameError, match="used before it is defined"):
+        crnlang.parse("species X\nobserve b = a\nobserve a = X > 3\n")
+    with pytest.raises(crnlang.CRNError) as info:  # a broken observable does not cascade
+        crnlang.parse("species X\nobserve a = Y > 3\nobserve b = a\n")
+    assert not isinstance(info.value, crnlang.CRNMultipleErrors)
+
+
+def test_unicode_names():
+    m = crnlang.parse("species Xα <= 3\n0 -> Xα @ 1\n")
+    assert m.species_names == ("Xα",)
+    with pytest.raises(crnlang.CRNNameError, match="normal form"):
+        crnlang.parse("species \ufb01\n")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import keyword
 import math
+import unicodedata
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Mapping
@@ -73,6 +74,10 @@ def suggest(name: str, candidates) -> str | None:
     return f"did you mean '{close[0]}'?" if close else None
 
 
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+
+
 def _err(cls, message: str, src: Source, pos: ast.Pos, hint: str | None = None) -> CRNError:
     return cls(message, src.loc(pos), hint)
 
@@ -88,6 +93,9 @@ def check_name(name: str, what: str, src: Source, pos: ast.Pos) -> None:
     if name in RESERVED or keyword.iskeyword(name):
         raise _err(CRNNameError, f"'{name}' is a reserved word and cannot name a {what}", src, pos,
                    f"rename it, e.g. '{name}_'")
+    if unicodedata.normalize("NFKC", name) != name:
+        raise _err(CRNNameError, f"the name '{name}' is not in normal form (NFKC)", src, pos,
+                   f"write it as '{unicodedata.normalize('NFKC', name)}'")
     if not name.isidentifier():  # pragma: no cover - the grammar only produces identifiers
         raise _err(CRNNameError, f"'{name}' is not a valid name", src, pos)
 
@@ -333,7 +341,7 @@ class Lowerer:
         if name in self.kinds:
             old_kind, old_src, old_pos = self.kinds[name]
             what = f"{kind} '{name}' is declared twice" if old_kind == kind else \
-                f"'{name}' is already a {old_kind}; it cannot also be a {kind}"
+                f"'{name}' is already {_a(old_kind)}; it cannot also be {_a(kind)}"
             raise _err(CRNNameError, what, src, pos, f"first declared at {old_src.loc(old_pos)}")
         self.kinds[name] = (kind, src, pos)
 
@@ -430,8 +438,13 @@ class Lowerer:
         if kind == "func" or name in ir.BUILTIN_FUNCS or name in REDUCTIONS:
             raise _err(CRNSemanticError, f"'{name}' is a function; call it with arguments", src, node.pos,
                        f"{name}(...)")
+        if kind == "observable" and scope.what == "observable":
+            if name in self.observables:
+                return self.observables[name].expr
+            raise _err(CRNNameError, f"observable '{name}' is used before it is defined", src, node.pos,
+                       "an observable may use only observables defined above it")
         if kind is not None:
-            raise _err(CRNSemanticError, f"'{name}' is a {kind}, not a value", src, node.pos)
+            raise _err(CRNSemanticError, f"'{name}' is {_a(kind)}, not a value", src, node.pos)
         visible = [n for n, (k, _, _) in self.kinds.items() if k in ("param", "species")] + ["t", "pi"]
         visible += list(scope.locals)
         raise _err(CRNNameError, f"unknown name '{name}'", src, node.pos,
@@ -485,8 +498,8 @@ class Lowerer:
         if name in REDUCTIONS:
             return self.reduction(node, src, scope)
         if kind is not None:
-            raise _err(CRNSemanticError, f"'{name}' is a {kind}, not a function", src, node.pos,
-                       f"a {kind} is used by its name, without (...)")
+            raise _err(CRNSemanticError, f"'{name}' is {_a(kind)}, not a function", src, node.pos,
+                       f"{_a(kind)} is used by its name, without (...)")
         funcs = [n for n, v in self.kinds.items() if v[0] == "func"] + list(ir.BUILTIN_FUNCS) + list(REDUCTIONS)
         raise _err(CRNNameError, f"unknown function '{name}'", src, node.pos,
                    suggest(name, funcs) or f"builtins: {', '.join(ir.BUILTIN_FUNCS)}")
@@ -578,6 +591,8 @@ class Lowerer:
         init = self.init(stmts)
         for stmt, src in observes:
             self.attempt(self.observe, stmt, src)
+            if stmt.name not in self.observables:
+                self.poisoned.add(stmt.name)
         for stmt, src in stmts:
             if isinstance(stmt, ast.AbsorbStmt):
                 for n in stmt.names:
@@ -722,7 +737,7 @@ class Lowerer:
         if kind == "species":
             return
         if kind is not None:
-            raise _err(CRNSemanticError, f"'{name}' is a {kind}, not a species", src, pos)
+            raise _err(CRNSemanticError, f"'{name}' is {_a(kind)}, not a species", src, pos)
         raise _err(CRNNameError, f"unknown species '{name}'", src, pos,
                    suggest(name, [n for n, v in self.kinds.items() if v[0] == "species"])
                    or f"declare it: species {name}")
