@@ -94,6 +94,7 @@ BROKEN = [
     ('sqrt neg', 'species X\nX -> 0 @ 1\nX -> 0 @ sqrt(-1)\n', CRNSemanticError, 3, 10, None),
     ('two positional', '@solve(fsp, ssa)\n', CRNSemanticError, 1, 13, 'name the others, e.g. hidden ='),
     ('unit range', '@sampling(uniform = 2)\n', CRNSemanticError, 1, 21, None),
+    ('poisson below lo', 'species X in 1..5\ninit X ~ poisson(2)\n', CRNSemanticError, 2, 10, 'use uniform'),
     ('module not closed', 'module m(A) {\n A -> 0 @ 1\n', CRNSyntaxError, 2, 12, "must end with '}'"),
     ('stray brace', 'species X\n}\n', CRNSyntaxError, 2, 1, 'expected a statement'),
     ('assignment', 'species X\nX = 3\n', CRNSyntaxError, 2, 3, 'param NAME = ...'),

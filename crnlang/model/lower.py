@@ -848,6 +848,10 @@ class Lowerer:
             if len(args) != arity[item.kind]:
                 raise _err(CRNSemanticError, f"{item.kind}() takes {arity[item.kind]} argument(s), got {len(args)}",
                            src, item.kind_pos)
+            if item.kind in ("poisson", "binomial") and lo > 0:
+                raise _err(CRNSemanticError, f"{item.kind}() puts probability on 0, below the lower bound of "
+                           f"'{item.name}' ({bounds})", src, item.kind_pos,
+                           "use uniform(lo, hi) or a fixed value inside the bounds")
             if item.kind == "poisson":
                 lam = self.constant(args[0], src, "the Poisson mean")
                 if lam < 0:
