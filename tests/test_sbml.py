@@ -468,3 +468,13 @@ def test_reserved_and_odd_ids_are_renamed_and_stated():
     assert set(model.species_names) == {"lambda_", "n__x"}
     assert "SBML id 'lambda' is 'lambda_' here" in text
     assert propensity(model, model.reactions[0], {"lambda_": 4, "n__x": 0}) == pytest.approx(2.0)
+
+
+def test_law_reading_a_reaction_id_is_unsupported():
+    doc, m = _doc()
+    _species(m, "X", amount=2)
+    _param(m, "k", 1.0)
+    _reaction(m, "first", [("X", 1)], [], "k * X")
+    _reaction(m, "second", [], [("X", 1)], "first")    # the rate of another reaction
+    with pytest.raises(CRNError, match="reaction 'second': a reference to 'first'"):
+        import_sbml(_text(doc))

@@ -196,11 +196,11 @@ class _Importer:
         self.comments: list[str] = []
         self.ann = _read_annotation(sbml_model)
         self.taken: set[str] = set()
-        self.names: dict[str, str] = {}
+        self.names: dict[str, str] = {}            # SBML id -> crnlang name (not reactions)
+        self.labels: set[str] = set()              # reaction labels given so far
         self.sizes: dict[str, float] = {}
         self.species: dict[str, _SpeciesInfo] = {}
         self.param_defs: dict[str, Expr] = {}      # crn name -> expression (Const for values)
-        self.param_order: list[str] = []
         self.compartment_names: set[str] = set()
         self.unsized: set[str] = set()             # compartments without a size (taken as 1)
         self.initial: dict[str, object] = {}       # SBML id -> initial-assignment ASTNode
@@ -376,9 +376,7 @@ class _Importer:
         for r in self.m.getListOfReactions():
             rid = r.getId()
             ann = self.ann.reactions.get(rid, {}) if self.ann else {}
-            label = ann.get("label") or self.names.get(rid) or crn_identifier(rid, self.taken)
-            if rid not in self.names:
-                self.names[rid] = label
+            label = ann.get("label") or safe_identifier(rid, self.labels)
             local = self._local_params(r)
             reactants = self._side(r, r.getListOfReactants(), "reactant")
             products = self._side(r, r.getListOfProducts(), "product")
