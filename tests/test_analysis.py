@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import crnlang
 from crnlang.analysis.analyze import stoichiometric_matrix
@@ -542,3 +544,44 @@ def test_mapk_example_file_has_the_phosphatase_law(examples_dir):
     a = crnlang.analyze(crnlang.load(path))
     phosphatase = {"S1": 1, "S10": 1, "S11": 1, "S12": 1, "S13": 1, "S14": 1, "S15": 1}
     assert [(dict(l.coefficients), l.total) for l in a.conservation_laws] == [(phosphatase, 1)]
+
+
+# ------------------------------------------------------------------ small cases and random models
+def test_no_reactions_every_species_is_constant():
+    a = analyze("species A, B\ninit A = 2")
+    assert [(dict(l.coefficients), l.total) for l in a.conservation_laws] == [
+        ({"A": 1}, 2), ({"B": 1}, 0)]
+    assert a.eliminated == ("A", "B") and a.reduced_species == ()
+    assert a.reachable_states == 1 and a.log10_reduced == 0.0
+
+
+def test_pure_catalyst_is_conserved():
+    a = analyze("species G, P\nG -> G + P @ 1\ninit G = 1")
+    assert [(dict(l.coefficients), l.total) for l in a.conservation_laws] == [({"G": 1}, 1)]
+    assert a.eliminated == ("G",) and a.unbounded() == ("P",)
+
+
+def random_model_text(draw) -> str:
+    names = ["A", "B", "C", "D"][:draw(st.integers(1, 4))]
+    complexes = st.lists(st.tuples(st.sampled_from(names), st.integers(1, 2)),
+                         max_size=2, unique_by=lambda t: t[0])
+
+    def side(terms):
+        return " + ".join(f"{s} {n}" for n, s in terms) or "0"
+
+    lines = [f"kinetics {draw(st.sampled_from(['binomial', 'falling', 'power']))}",
+             "species " + ", ".join(f"{n} <= {draw(st.integers(1, 4))}" for n in names)]
+    for _ in range(draw(st.integers(1, 5))):
+        lhs, rhs = draw(complexes), draw(complexes)
+        lines.append(f"{side(lhs)} -> {side(rhs)} @ 1")
+    lines.append("init " + ", ".join(f"{n} = {draw(st.integers(0, 1))}" for n in names))
+    return "\n".join(lines)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_random_models_laws_exact_and_reachable_brute_force(data):
+    text = random_model_text(data.draw)
+    a = analyze(text)
+    check_laws(a)
+    assert a.reachable_states == brute_force_reachable(a.model, a.bounds), text

@@ -54,6 +54,8 @@ def species_blocks(N: np.ndarray) -> list[np.ndarray]:
     import scipy.sparse as sp
     from scipy.sparse.csgraph import connected_components
 
+    if N.shape[0] == 0:
+        return []
     B = sp.csr_matrix((N != 0).astype(np.int8))
     _, label = connected_components(B @ B.T, directed=False)
     order = np.argsort(label, kind="stable")

@@ -87,6 +87,8 @@ def reachable_states(model: Model, stoichiometry: np.ndarray,
     States are kept as mixed-radix codes of the reduced species; a reaction adds a constant
     to the code, so a whole frontier moves with a few array operations per level."""
     names = [s.name for s in model.species]
+    if not names:
+        return 1                                  # the empty state
     box = log10_box(reduced, bounds)
     if box is None or box > math.log10(MAX_REACHABLE_BOX) + 1e-9:
         return None
