@@ -300,7 +300,7 @@ def test_random_initial_total_is_reported_not_eliminated():
     assert a.eliminated == ()
     assert a.bounds["A"] == (0, None)           # a Poisson total has no largest value
     assert a.bounds["C"] == (0, 6) and a.bounds["D"] == (0, 6)   # at most 5 + 1
-    assert "random" in a.report()
+    assert "C + D = random" in a.report() and "(3..6)" in a.report()
     assert json.loads(json.dumps(a.to_dict()))["conservation_laws"][0]["total"] is None
 
 
@@ -468,6 +468,14 @@ def test_reachable_respects_eliminated_species_bounds():
     assert a.reachable_states == brute_force_reachable(a.model, a.bounds) == 5
 
 
+def test_reachable_count_can_be_skipped():
+    from crnlang.analysis.analyze import analyze as analyze_model
+
+    model = crnlang.parse(DIMER)
+    assert analyze_model(model, count_reachable=False).reachable_states is None
+    assert analyze_model(model).reachable_states == 51
+
+
 def test_reachable_from_random_initial_support():
     a = analyze("""
         species X <= 5
@@ -585,3 +593,18 @@ def test_random_models_laws_exact_and_reachable_brute_force(data):
     a = analyze(text)
     check_laws(a)
     assert a.reachable_states == brute_force_reachable(a.model, a.bounds), text
+
+
+@pytest.mark.slow
+def test_large_networks_analyze_within_five_seconds():
+    import sys
+    import time
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from bench_analysis import SCHLOGL_GRID, random_network, sparse_random_network
+
+    for model in (crnlang.parse(SCHLOGL_GRID), random_network(), sparse_random_network()):
+        t0 = time.perf_counter()
+        a = crnlang.analyze(model)
+        assert time.perf_counter() - t0 < 5.0
+        assert len(a.conservation_laws) == len(a.species) - a.rank

@@ -27,8 +27,11 @@ def stoichiometric_matrix(model: Model) -> np.ndarray:
     return N
 
 
-def analyze(model: Model) -> Analysis:
-    """All the facts a backend needs about ``model`` (see ``Analysis``)."""
+def analyze(model: Model, count_reachable: bool = True) -> Analysis:
+    """All the facts a backend needs about ``model`` (see ``Analysis``).
+
+    ``count_reachable=False`` skips the breadth-first count of reachable states (up to a few
+    seconds for boxes near 10^7); ``reachable_states`` is then None."""
     names = model.species_names
     N = stoichiometric_matrix(model)
     vectors, rank = conservation_basis(N)
@@ -48,7 +51,8 @@ def analyze(model: Model) -> Analysis:
         bounds=bounds,
         log10_box=log10_box(names, bounds),
         log10_reduced=log10_box(reduced, bounds),
-        reachable_states=reachable_states(model, N, bounds, reduced, eliminations),
+        reachable_states=(reachable_states(model, N, bounds, reduced, eliminations)
+                          if count_reachable else None),
         graph=graph_facts(model, rank),
     )
 

@@ -48,6 +48,8 @@ def _cut(items: list[str]) -> list[str]:
 
 def report(a: Analysis) -> str:
     """Species with bounds, laws, eliminations with reasons, state-space sizes, graph facts."""
+    from .analyze import total_range
+
     m = a.model
     eliminated = {e.species: e for e in a.eliminations}
     lines = [f"model {m.name}: {len(a.species)} species, {len(m.reactions)} reactions, "
@@ -75,7 +77,11 @@ def report(a: Analysis) -> str:
     for law in a.conservation_laws:
         note = "" if law.semi_positive else "   [mixed signs: gives no bound]"
         if law.total is None:
-            note += "   [random total: not used for elimination]"
+            low, high = total_range(m, law.coefficients)
+            span = (f"{low}..{high}" if low is not None and high is not None
+                    else f">= {low}" if low is not None else f"<= {high}" if high is not None
+                    else "unbounded")
+            note += f"   [the initial state makes the total random ({span}): not eliminated]"
         laws.append(f"  {law_text(law)}{note}")
     lines += _cut(laws)
 
