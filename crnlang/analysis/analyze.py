@@ -130,7 +130,7 @@ def choose_eliminations(names: Sequence[str], laws: Sequence[ConservationLaw],
         chosen.append((i, best, _reason(best, coeffs, candidates, key)))
         for k in sorted(laws_with[best] - {i}):
             old = rows[k][0]
-            rows[k] = _cancel(rows[k], rows[i], best)
+            rows[k] = _cancel(rows[k], rows[i], best, order)
             for n in old:
                 laws_with[n].discard(k)
             for n in rows[k][0]:
@@ -152,11 +152,12 @@ def _law_words(coefficients: Mapping[str, int], total: int | None) -> str:
 
 
 def _cancel(row: tuple[dict[str, int], int], pivot: tuple[dict[str, int], int],
-            name: str) -> tuple[dict[str, int], int]:
-    """row with ``name`` cancelled by a multiple of ``pivot``, primitive, mostly positive."""
+            name: str, order: Mapping[str, int]) -> tuple[dict[str, int], int]:
+    """row with ``name`` cancelled by a multiple of ``pivot``: primitive, mostly positive,
+    species in model order."""
     (c, t), (pc, pt) = row, pivot
     a, b = pc[name], c[name]
-    coeffs = {k: a * c.get(k, 0) - b * pc.get(k, 0) for k in {**c, **pc}}
+    coeffs = {k: a * c.get(k, 0) - b * pc.get(k, 0) for k in sorted({**c, **pc}, key=order.get)}
     coeffs = {k: v for k, v in coeffs.items() if v}
     total = a * t - b * pt
     g = math.gcd(*coeffs.values())
