@@ -186,3 +186,21 @@ def test_duplicate_samples_are_merged_exactly():
     xu, wu, vu = ng.merge_duplicates(x, w / w.sum(), v)
     assert xu.shape[0] == torch.unique(x, dim=0).shape[0] and abs(float(wu.sum()) - 1) < 1e-12
     assert abs(float(wu @ vu - (w / w.sum()) @ v)) < 1e-12
+
+
+@pytest.mark.parametrize("solver", ["structured", "cholesky", "cg"])
+def test_solve_info_reports_the_misfit(solver):
+    net = network("nade")
+    x = batch(net, 40)
+    g = torch.Generator().manual_seed(6)
+    w = torch.rand(40, dtype=torch.float64, generator=g)
+    v = torch.randn(40, dtype=torch.float64, generator=g)
+    delta, info = ng.solve_sr(net, x, w, v, 1e-3, solver, return_info=True)
+    O = ng.score_matrix(net, x)
+    wn = w / w.sum()
+    Ot = wn.sqrt()[:, None] * (O - wn @ O)
+    vt = wn.sqrt() * (v - wn @ v)
+    expected = float((Ot @ delta - vt).norm() ** 2 / vt.norm() ** 2)
+    assert info.solver == solver and info.rows == torch.unique(x, dim=0).shape[0]
+    assert abs(info.residual - expected) < 1e-9 and 0 <= info.residual <= 1
+    assert (info.iterations > 0) == (solver == "cg")

@@ -222,10 +222,14 @@ def gram_matrix(net: AutoregressiveNet, x: torch.Tensor) -> torch.Tensor:
 
 def solve_sr(net: AutoregressiveNet, x: torch.Tensor, weights: torch.Tensor | None,
              values: torch.Tensor, lam: float, solver: str = "auto", *, tol: float | None = None,
-             max_iter: int | None = None, merge: bool = True) -> torch.Tensor:
+             max_iter: int | None = None, merge: bool = True,
+             return_info: bool = False) -> torch.Tensor | tuple[torch.Tensor, "SolveInfo"]:
     """delta (P,) = argmin ||O~ d - v~||^2 + lam ||d||^2 (see the module docstring).
 
     Repeated samples are merged first (``merge_duplicates``, exact; ``merge=False`` skips it).
+    With ``return_info`` the result is (delta, SolveInfo): the solver used, the rows solved,
+    CG iterations and the unexplained fraction ||O~ delta - v~||^2 / ||v~||^2 (for TDVP the
+    part of the CME's motion the network cannot follow; near 1 means the fit failed).
 
     x (B, L) samples; weights (B,) non-negative (None: uniform), normalised here to sum 1;
     values (B,). ``tol``/``max_iter`` are for "cg" (relative residual; defaults 1e-10 in
@@ -242,6 +246,8 @@ def solve_sr(net: AutoregressiveNet, x: torch.Tensor, weights: torch.Tensor | No
     if not bool(torch.isfinite(values).all()):
         raise CRNSolverError("non-finite values (right-hand side) in the natural-gradient solve",
                              hint="use a smaller dt, or a larger lambda")
+    centred = values - w @ values
+    norm = float(w @ (centred * centred))                 # ||v~||^2 over all samples
     if merge:
         x, w, values = merge_duplicates(x, w, values)
     sw = w.sqrt()
@@ -250,18 +256,32 @@ def solve_sr(net: AutoregressiveNet, x: torch.Tensor, weights: torch.Tensor | No
         solver = _auto_solver(net, x.shape[0])
     with torch.no_grad():
         if solver == "cholesky":
-            delta = _solve_dense(net, x, w, sw, v_tilde, lam)
+            delta, misfit, iterations = _solve_dense(net, x, w, sw, v_tilde, lam)
         elif solver == "structured":
             if not isinstance(net, NADE):
                 raise CRNSolverError(f"the structured solver needs a NADE network, not {net.kind}",
                                      hint="use solver 'cholesky' or 'cg'")
-            delta = _solve_structured(NadeScores.of(net, x), w, sw, v_tilde, lam)
+            delta, misfit, iterations = _solve_structured(NadeScores.of(net, x), w, sw, v_tilde, lam)
         else:
-            delta = _solve_cg(net, x, w, sw, v_tilde, lam, tol, max_iter)
+            delta, misfit, iterations = _solve_cg(net, x, w, sw, v_tilde, lam, tol, max_iter)
     if not bool(torch.isfinite(delta).all()):
         raise CRNSolverError("the natural-gradient update (delta theta) is not finite",
                              hint="use a smaller dt, or a larger lambda")
-    return delta
+    if not return_info:
+        return delta
+    # merging drops the spread of values within groups of equal samples: add it back
+    misfit = float(misfit) + max(norm - float(v_tilde @ v_tilde), 0.0)
+    return delta, SolveInfo(solver, x.shape[0], iterations, misfit / norm if norm > 0 else 0.0)
+
+
+@dataclass(frozen=True)
+class SolveInfo:
+    """What ``solve_sr(..., return_info=True)`` reports besides delta."""
+
+    solver: str          # the solver used ("auto" resolved)
+    rows: int            # samples solved for, after merging duplicates
+    iterations: int      # conjugate-gradient iterations (0 for the direct solvers)
+    residual: float      # ||O~ delta - v~||^2 / ||v~||^2, in [0, 1]
 
 
 def merge_duplicates(x: torch.Tensor, w: torch.Tensor, values: torch.Tensor):
@@ -310,17 +330,23 @@ def _cholesky_solve(A: torch.Tensor, rhs: torch.Tensor, what: str) -> torch.Tens
     return torch.cholesky_solve(rhs.unsqueeze(-1), factor).squeeze(-1)
 
 
-def _solve_dense(net, x, w, sw, v_tilde, lam) -> torch.Tensor:
+# Each _solve_* returns (delta (P,), ||O~ delta - v~||^2, CG iterations). In sample space
+# (K + lam) u = v~ and delta = O~^T u give O~ delta - v~ = K u - v~ = -lam u: the misfit is free.
+
+def _solve_dense(net, x, w, sw, v_tilde, lam):
     O = _dense_scores(net, x)
     O_tilde = sw[:, None] * (O - w @ O)
     B, P = O_tilde.shape
     if B < P:
         K = O_tilde @ O_tilde.t()
         K.diagonal().add_(lam)
-        return O_tilde.t() @ _cholesky_solve(K, v_tilde, "sample-space Gram")
+        u = _cholesky_solve(K, v_tilde, "sample-space Gram")
+        return O_tilde.t() @ u, lam ** 2 * (u @ u), 0
     A = O_tilde.t() @ O_tilde
     A.diagonal().add_(lam)
-    return _cholesky_solve(A, O_tilde.t() @ v_tilde, "parameter-space Fisher")
+    delta = _cholesky_solve(A, O_tilde.t() @ v_tilde, "parameter-space Fisher")
+    misfit = O_tilde @ delta - v_tilde
+    return delta, misfit @ misfit, 0
 
 
 def centred_gram(G: torch.Tensor, w: torch.Tensor, sw: torch.Tensor) -> torch.Tensor:
@@ -330,7 +356,7 @@ def centred_gram(G: torch.Tensor, w: torch.Tensor, sw: torch.Tensor) -> torch.Te
     return K * sw[:, None] * sw[None, :]
 
 
-def _solve_structured(scores: NadeScores, w, sw, v_tilde, lam, block: int = 256) -> torch.Tensor:
+def _solve_structured(scores: NadeScores, w, sw, v_tilde, lam, block: int = 256):
     """Sample-space solve with the structured Gram, touching only its lower triangle.
 
     K = O~ O~^T = S C G C^T S with C = I - 1 w^T, S = diag(sw); with G_s = S G S (the
@@ -347,12 +373,14 @@ def _solve_structured(scores: NadeScores, w, sw, v_tilde, lam, block: int = 256)
         stop = min(start + block, B)
         G[start:stop, :stop].addmm_(left[start:stop], right[:stop].t())
     G.diagonal().add_(lam)
-    y = sw * _cholesky_solve(G, v_tilde, "sample-space Gram")
-    return scores.rmatvec(y - w * y.sum())          # O~^T u = O^T C^T S u
+    u = _cholesky_solve(G, v_tilde, "sample-space Gram")
+    y = sw * u
+    return scores.rmatvec(y - w * y.sum()), lam ** 2 * (u @ u), 0   # O~^T u = O^T C^T S u
 
 
 def _symv_lower(G: torch.Tensor, v: torch.Tensor, block: int) -> torch.Tensor:
-    """G v for symmetric G (B, B) of which only the lower triangle is valid."""
+    """G v for symmetric G (B, B) as ``NadeScores.gram(lower_only=True, block=block)`` leaves
+    it: row block [s, e) is valid in columns [0, e) (diagonal blocks in full)."""
     B = G.shape[0]
     out = torch.zeros_like(v)
     for start in range(0, B, block):
@@ -363,7 +391,7 @@ def _symv_lower(G: torch.Tensor, v: torch.Tensor, block: int) -> torch.Tensor:
     return out
 
 
-def _solve_cg(net, x, w, sw, v_tilde, lam, tol, max_iter) -> torch.Tensor:
+def _solve_cg(net, x, w, sw, v_tilde, lam, tol, max_iter):
     matvec, rmatvec = _products(net, x)
     dtype = v_tilde.dtype
 
@@ -380,9 +408,10 @@ def _solve_cg(net, x, w, sw, v_tilde, lam, tol, max_iter) -> torch.Tensor:
         tol = 1e-10 if dtype == torch.float64 else 1e-5
     if max_iter is None:
         max_iter = min(10 * x.shape[0], 2000)
-    delta, _ = conjugate_gradient(lambda d: centred_rmatvec(centred_matvec(d)) + lam * d,
-                                  rhs, tol, max_iter)
-    return delta
+    delta, iterations = conjugate_gradient(lambda d: centred_rmatvec(centred_matvec(d)) + lam * d,
+                                           rhs, tol, max_iter)
+    misfit = centred_matvec(delta) - v_tilde
+    return delta, misfit @ misfit, iterations
 
 
 def conjugate_gradient(apply: Callable[[torch.Tensor], torch.Tensor], rhs: torch.Tensor,
