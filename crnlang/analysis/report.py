@@ -40,6 +40,16 @@ def _states(log10: float | None) -> str:
     return f"10^{log10:.2f} states"
 
 
+def _reachable(a: Analysis) -> str:
+    if a.reachable_states is not None:
+        return f"{a.reachable_states:,} states"
+    if a.log10_reduced is None:
+        return "not counted (unbounded species)"
+    if a.log10_reduced > 7:
+        return "not counted (reduced box above 10^7 states)"
+    return "not counted"
+
+
 def _cut(items: list[str]) -> list[str]:
     if len(items) <= MAX_LISTED:
         return items
@@ -102,8 +112,7 @@ def report(a: Analysis) -> str:
     lines += ["", "state space",
               f"  box, all species:    {_states(a.log10_box)}",
               f"  box, reduced:        {_states(a.log10_reduced)}",
-              "  reachable:           " + (f"{a.reachable_states:,} states"
-                                           if a.reachable_states is not None else "not counted")]
+              f"  reachable:           {_reachable(a)}"]
     unbounded = a.unbounded()
     if unbounded:
         lines.append(f"  unbounded: {', '.join(unbounded)} (FSP and the neural solvers need "
