@@ -40,7 +40,7 @@ from xml.sax.saxutils import quoteattr
 
 import libsbml
 
-from ..errors import CRNError
+from ..errors import CRNError, Loc
 from ..model.ir import (Binary, Const, Expr, InitDist, Lattice, Model, Observable, Param,
                         ParamRef, Reaction, Settings, Species, SpeciesRef, children, species_in)
 from ..model.semantics import evaluate
@@ -186,12 +186,15 @@ class _SpeciesInfo:
 
 
 class _Importer:
-    def __init__(self, sbml_model, lenient: bool, default_bound: int | None, stem: str):
+    def __init__(self, sbml_model, lenient: bool, default_bound: int | None, stem: str,
+                 source: str = "<string>"):
         self.m = sbml_model
+        self.source = source
         self.lenient = lenient
         self.default_bound = default_bound
         self.stem = stem
         self.problems: list[str] = []
+        self.first_line = 0                        # line of the first problem, for the error's Loc
         self.warnings: list[str] = []
         self.comments: list[str] = []
         self.ann = _read_annotation(sbml_model)
@@ -211,7 +214,12 @@ class _Importer:
         self.functions = functions
 
     # -- problems
-    def problem(self, text: str) -> None:
+    def problem(self, text: str, where=None) -> None:
+        """Record an unsupported feature; ``where``: the SBML element (for its line number)."""
+        line = where.getLine() if where is not None else 0
+        if line:
+            text += f" (line {line})"
+            self.first_line = self.first_line or line
         self.problems.append(text)
 
     def note(self, text: str) -> None:
@@ -252,14 +260,14 @@ class _Importer:
     def scan_unsupported(self) -> None:
         m = self.m
         for e in m.getListOfEvents():
-            self.problem(f"event '{e.getId() or e.getMetaId() or '(no id)'}'")
+            self.problem(f"event '{e.getId() or e.getMetaId() or '(no id)'}'", e)
         for i, r in enumerate(m.getListOfRules()):
             if r.isAlgebraic():
-                self.problem(f"algebraic rule #{i + 1}")
+                self.problem(f"algebraic rule #{i + 1}", r)
             elif r.isRate():
-                self.problem(f"rate rule for '{r.getVariable()}'")
+                self.problem(f"rate rule for '{r.getVariable()}'", r)
             else:
-                self.problem(f"assignment rule for '{r.getVariable()}'")
+                self.problem(f"assignment rule for '{r.getVariable()}'", r)
         for c in m.getListOfConstraints():
             self.warnings.append(f"constraint '{c.getMetaId() or '(no id)'}' ignored")
         for ia in m.getListOfInitialAssignments():
@@ -383,12 +391,12 @@ class _Importer:
             if reactants is None or products is None:
                 continue
             if not r.isSetKineticLaw() or r.getKineticLaw().getMath() is None:
-                self.problem(f"reaction '{rid}' has no kinetic law")
+                self.problem(f"reaction '{rid}' has no kinetic law", r)
                 continue
             try:
                 law = self.reader(local).read(r.getKineticLaw().getMath())
             except Unsupported as exc:
-                self.problem(f"reaction '{rid}': {exc}")
+                self.problem(f"reaction '{rid}': {exc}", r)
                 continue
             candidates.append((rid, label, reactants, products, law, r.getReversible(), ann))
         self.kinetics = (self.ann.kinetics if self.ann and self.ann.kinetics else
@@ -423,17 +431,17 @@ class _Importer:
         for ref in refs:
             sid = ref.getSpecies()
             if ref.isSetStoichiometryMath() if hasattr(ref, "isSetStoichiometryMath") else False:
-                self.problem(f"reaction '{r.getId()}': stoichiometryMath for {what} '{sid}'")
+                self.problem(f"reaction '{r.getId()}': stoichiometryMath for {what} '{sid}'", ref)
                 ok = False
                 continue
             s = ref.getStoichiometry() if ref.isSetStoichiometry() else (1.0 if self.m.getLevel() < 3 else math.nan)
             if math.isnan(s) or s <= 0 or not float(s).is_integer():
-                self.problem(f"reaction '{r.getId()}': non-integer stoichiometry {s:g} of {what} '{sid}'")
+                self.problem(f"reaction '{r.getId()}': non-integer stoichiometry {s:g} of {what} '{sid}'", ref)
                 ok = False
                 continue
             info = self.species.get(sid)
             if info is None:
-                self.problem(f"reaction '{r.getId()}': unknown species '{sid}'")
+                self.problem(f"reaction '{r.getId()}': unknown species '{sid}'", ref)
                 ok = False
                 continue
             if info.as_param:
@@ -476,7 +484,8 @@ class _Importer:
         init = self._init(species)
         if self.problems:
             if not self.lenient:
-                raise CRNError("unsupported SBML features: " + "; ".join(self.problems),
+                loc = Loc(self.source, self.first_line, 1) if self.first_line else None
+                raise CRNError("unsupported SBML features: " + "; ".join(self.problems), loc,
                                hint="crnlang cannot express these; --lenient (lenient=True) leaves them "
                                     "out with a warning")
             self.warnings += [f"left out: {p}" for p in self.problems]
@@ -640,7 +649,8 @@ def read_sbml_model(source, lenient: bool = False, default_bound: int | None = N
     """(Model, comments, warnings) from an SBML file path or SBML text."""
     doc = _read_document(source)
     stem = Path(str(source)).stem if not str(source).lstrip().startswith("<") else "model"
-    imp = _Importer(doc.getModel(), lenient, default_bound, stem)
+    where = "<string>" if str(source).lstrip().startswith("<") else str(source)
+    imp = _Importer(doc.getModel(), lenient, default_bound, stem, where)
     model = imp.build()
     return model, imp.comments, imp.warnings
 
