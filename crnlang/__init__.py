@@ -61,6 +61,6 @@ def solve(model, method: str | None = None, **settings):
     ``settings`` are ``@solve``/``@network``/``@sampling`` keys (``t_end``, ``dt``, ``batch``,
     ``seed``, ``lambda`` ...) and override the file; ``params={"c1": 3.0}`` overrides parameters.
     """
-    from .solve import solve as _solve
+    from .dispatch import solve as _solve
 
     return _solve(model, method=method, **settings)

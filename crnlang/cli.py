@@ -182,7 +182,7 @@ def _load_with_overrides(file, assignments):
 @guarded
 def solve(file, method, assignments, out, resume, no_plots, quiet):
     """Solve the CME of FILE and write summary.json, results.npz and plots."""
-    from .solve import solve as run_solve
+    from .dispatch import solve as run_solve
 
     model, settings = _load_with_overrides(file, assignments)
     out_dir = Path(out) if out else Path("out") / model.name
@@ -209,7 +209,7 @@ def _save_without_plots(result, out_dir):
 @guarded
 def simulate(file, runs, seed, assignments, out, no_plots):
     """Gillespie simulation (SSA) of FILE: means, variances and histograms over RUNS."""
-    from .solve import solve as run_solve
+    from .dispatch import solve as run_solve
 
     model, settings = _load_with_overrides(file, assignments)
     settings["batch"] = runs
