@@ -265,10 +265,11 @@ def format_summary(result, max_rows: int = 12) -> str:
     lines = [f"{result.model_name}: {result.method}, t = 0..{t_end:g} "
              f"({len(result.times)} saved times), {result.wall_seconds:.1f} s"]
     names = [n for n in result.species if n in result.means]
+    names += [n for n in result.means if n not in result.species]   # numeric observables
     shown = names[:max_rows]
     if shown:
-        width = max(len(n) for n in shown)
-        lines.append(f"  {'species':<{width}}  {'mean':>10}  {'std':>10}   at t = {t_end:g}")
+        width = max(7, max(len(n) for n in shown))
+        lines.append(f"  {'name':<{width}}  {'mean':>10}  {'std':>10}   at t = {t_end:g}")
         for name in shown:
             mean = result.mean(name)[-1]
             std = float(result.std(name)[-1])
