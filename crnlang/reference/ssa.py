@@ -100,9 +100,10 @@ def _constant_loop(kernel, x, record: "_Recorder", gen, t_end: float) -> int:
         record.until(active, t_new, xa)
         go = t_new <= t_end
         pick = (cum < ((1.0 - u[1]) * a0)[:, None]).sum(dim=1)
-        xa = (xa + change[pick])[go]
-        t = t_new[go]
-        active = active[go]
+        xa = xa + change[pick]
+        t = t_new
+        if not bool(go.all()):
+            xa, t, active = xa[go], t[go], active[go]
         events += int(active.numel())
     return events
 
@@ -166,8 +167,9 @@ def _integral(kernel, x, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
     return total * half
 
 
-def _solve_tau(kernel, x, t, width, need, hazard_full, iterations: int = 40):
-    """tau in (0, width] with int_t^{t+tau} a0 = need (need <= hazard over the slice)."""
+def _solve_tau(kernel, x, t, width, need, hazard_full, iterations: int = 30):
+    """tau in (0, width] with int_t^{t+tau} a0 = need (need <= hazard over the slice), to
+    1e-12 of the slice's hazard: Newton steps, bisection where Newton leaves the bracket."""
     if x.shape[0] == 0:
         return torch.zeros(0, dtype=torch.float64, device=x.device)
     lo = torch.zeros_like(t)
@@ -181,7 +183,7 @@ def _solve_tau(kernel, x, t, width, need, hazard_full, iterations: int = 40):
         newton = tau - f / torch.where(rate > 0, rate, torch.ones_like(rate))
         inside = (newton > lo) & (newton < hi) & (rate > 0)
         tau = torch.where(inside, newton, (lo + hi) / 2)
-        if bool((f.abs() <= 1e-12 * need.clamp(min=1e-300) + 1e-300).all()):
+        if bool((f.abs() <= 1e-12 * hazard_full).all()):
             break
     return tau
 
@@ -195,25 +197,30 @@ class _Recorder:
         runs, width = x0.shape
         self.traj = torch.zeros((runs, len(times), width), dtype=torch.int64, device=device)
         self.next = torch.zeros(runs, dtype=torch.int64, device=device)
+        self.index = torch.arange(len(times), device=device)
 
     def until(self, rows: torch.Tensor, t_new: torch.Tensor, x: torch.Tensor) -> None:
         """Runs ``rows`` keep state ``x`` (B, L) at every save time < t_new (B,)."""
         count = torch.searchsorted(self.times, t_new.contiguous(), right=False)
         start = self.next[rows]
-        gap = count - start
-        moving = gap > 0
+        moving = count > start
         if not bool(moving.any()):
             return
-        rows, start, gap, x = rows[moving], start[moving], gap[moving], x[moving]
-        self.next[rows] = start + gap
-        if bool((gap == 1).all()):
+        rows, start, count, x = rows[moving], start[moving], count[moving], x[moving]
+        self.next[rows] = count
+        done = count >= len(self.times_np)           # the run is finished: fill every later save
+        if bool(done.any()):
+            r, s0, xd = rows[done], start[done], x[done]
+            later = self.index[None, :] >= s0[:, None]
+            self.traj[r] = torch.where(later[:, :, None], xd[:, None, :], self.traj[r])
+            keep = ~done
+            rows, start, count, x = rows[keep], start[keep], count[keep], x[keep]
+        while rows.numel():                          # usually one or two saves per event
             self.traj[rows, start] = x
-            return
-        total = int(gap.sum())
-        first = torch.cumsum(gap, 0) - gap
-        offset = torch.arange(total, device=x.device) - torch.repeat_interleave(first, gap)
-        index = torch.repeat_interleave(start, gap) + offset
-        self.traj[torch.repeat_interleave(rows, gap), index] = torch.repeat_interleave(x, gap, dim=0)
+            start = start + 1
+            more = start < count
+            if not bool(more.all()):
+                rows, start, count, x = rows[more], start[more], count[more], x[more]
 
 
 # ------------------------------------------------------------------ statistics
