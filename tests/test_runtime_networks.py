@@ -168,3 +168,18 @@ def test_bad_network_settings_are_reported():
         make_network("nade", [0, 2], [3, 1])
     with pytest.raises(CRNSolverError):
         make_network("nade", [0], [3], dtype=torch.float16)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_log_prob_shifted_equals_log_prob_of_the_neighbours(kind):
+    net = peaked(kind)
+    x = net.sample(50, generator=torch.Generator().manual_seed(1))
+    change = torch.tensor([[0, 0, 1], [0, 0, -1], [0, 1, 0], [1, -2, 0], [-1, 0, 3], [0, 0, 0]])
+    shifted = x[:, None, :] - change                                   # some leave the box
+    log_p, log_ps = net.log_prob_shifted(x, shifted)
+    assert torch.allclose(log_p, net.log_prob(x), atol=1e-12)
+    expected = net.log_prob(shifted.reshape(-1, 3)).view(50, 6)
+    assert torch.equal(torch.isinf(log_ps), torch.isinf(expected))
+    finite = torch.isfinite(expected)
+    assert finite.sum() > 100 and (~finite).sum() > 0
+    assert torch.allclose(log_ps[finite], expected[finite], atol=1e-12)

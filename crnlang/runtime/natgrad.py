@@ -122,16 +122,12 @@ class NadeScores:
                                  hint="samples must come from the network's own support")
         B, L, H = x.shape[0], net.n_species, net.hidden
         xv = (k + net.lower).t()                                     # (L, B)
-        W, c = net.W, net.c
-        contrib = xv.to(W.dtype).unsqueeze(-1) * W.t().unsqueeze(1)  # (L, B, H)
-        pre = torch.cumsum(contrib, dim=0) - contrib + c             # exclusive prefix sum
+        W = net.W
         h = torch.ones(L, B, H + 1, dtype=W.dtype, device=W.device)
-        torch.sigmoid(pre, out=h[..., :H])
+        torch.sigmoid(net.pre_activations(k + net.lower), out=h[..., :H])
         h_ = h[..., :H]
         Vb = net.padded_heads_augmented()                            # (L, M, H + 1)
-        raw = torch.bmm(h, Vb.transpose(1, 2))                       # (L, B, M)
-        raw.masked_fill_(~net.valid.unsqueeze(1), float("-inf"))
-        d = torch.softmax(raw, dim=-1).neg_()
+        d = torch.softmax(net.raw_logits(h_), dim=-1).neg_()         # (L, B, M)
         d.scatter_add_(-1, k.t().unsqueeze(-1), torch.ones(L, B, 1, dtype=d.dtype, device=d.device))
         g = torch.bmm(d, Vb[..., :H]) * h_ * (1 - h_)               # d log P / d pre_i (L, B, H)
         after = g.sum(0) - torch.cumsum(g, dim=0)                    # sum_{i>j} g_i
@@ -167,14 +163,16 @@ class NadeScores:
             d = d * scale[:, None]
             hidden = hidden * scale[:, None]
         B = hidden.shape[0]
+        sizes = self.net.sizes.tolist()
         G = torch.empty(B, B, dtype=d.dtype, device=d.device)
         for start in range(0, B, block):
             stop = min(start + block, B)
             cols = stop if lower_only else B
             rows = G[start:stop, :cols]
             torch.mm(hidden[start:stop], hidden[:cols].t(), out=rows)
-            for i in range(d.shape[0]):
-                rows.addcmul_(d[i, start:stop] @ d[i, :cols].t(), h[i, start:stop] @ h[i, :cols].t())
+            for i, size in enumerate(sizes):
+                di = d[i, :, :size]                                  # no padding columns
+                rows.addcmul_(di[start:stop] @ di[:cols].t(), h[i, start:stop] @ h[i, :cols].t())
         return G
 
     def rmatvec(self, z: torch.Tensor) -> torch.Tensor:

@@ -68,6 +68,15 @@ class AutoregressiveNet(nn.Module):
         rows = torch.where(valid, offsets[:, None] + outcome[None, :], torch.zeros((), dtype=torch.int64))
         self.register_buffer("valid", valid)
         self.register_buffer("head_rows", rows)
+        self.register_buffer("head_offsets", offsets)
+        # species grouped by size: one batched matmul per distinct M_i, no padding
+        self.n_groups = 0
+        for size in sorted(set(sizes.tolist())):
+            members = torch.nonzero(sizes == size).flatten()
+            self.register_buffer(f"_group{self.n_groups}_species", members, persistent=False)
+            self.register_buffer(f"_group{self.n_groups}_rows",
+                                 offsets[members][:, None] + torch.arange(size), persistent=False)
+            self.n_groups += 1
         total = int(sizes.sum())
         scale = 0.1 / math.sqrt(hidden)
         self.V = nn.Parameter(_uniform((total, hidden), scale, dtype, generator))
@@ -92,12 +101,37 @@ class AutoregressiveNet(nn.Module):
         V, b = self.padded_heads()
         return torch.cat([V, b.unsqueeze(-1)], dim=-1)
 
+    def head(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Species i's output head: V_i (M_i, H), b_i (M_i,) (views of V and b)."""
+        start, size = int(self.head_offsets[i]), int(self.sizes[i])
+        return self.V[start:start + size], self.b[start:start + size]
+
+    def size_groups(self):
+        """Yield (species (n_g,) int64 or None for all, V_g (n_g, s, H), b_g (n_g, s)) per
+        distinct species size s."""
+        if self.equal_sizes:
+            L, M = self.n_species, self.max_size
+            yield None, self.V.view(L, M, self.hidden), self.b.view(L, M)
+            return
+        for g in range(self.n_groups):
+            members, rows = getattr(self, f"_group{g}_species"), getattr(self, f"_group{g}_rows")
+            yield members, self.V[rows], self.b[rows]
+
+    def hidden_by_species(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L) -> (L, B, H): ``hidden_states`` in species-major layout (for batched matmuls)."""
+        return self.hidden_states(x).transpose(0, 1)
+
+    def raw_logits(self, h: torch.Tensor) -> torch.Tensor:
+        """(L, B, H) species-major hidden states -> (L, B, M_max) unnormalised logits,
+        -inf beyond M_i: one batched matmul with the bias fused in."""
+        V, b = self.padded_heads()
+        if not self.equal_sizes:
+            b = b.masked_fill(~self.valid, float("-inf"))
+        return torch.baddbmm(b.unsqueeze(1), h, V.transpose(1, 2))
+
     def logits_from_hidden(self, h: torch.Tensor) -> torch.Tensor:
         """(B, L, H) -> (B, L, M_max) normalised log-probabilities (-inf beyond M_i)."""
-        V, b = self.padded_heads()
-        raw = torch.einsum("blh,lmh->blm", h, V) + b
-        raw = raw.masked_fill(~self.valid, float("-inf"))
-        return torch.log_softmax(raw, dim=-1)
+        return torch.log_softmax(self.raw_logits(h.transpose(0, 1)), dim=-1).transpose(0, 1)
 
     def conditional_logits(self, x: torch.Tensor) -> torch.Tensor:
         """(B, L) int64 -> (B, L, M_max): log P(x_i = lower_i + m | x_<i), -inf for m >= M_i."""
@@ -110,11 +144,31 @@ class AutoregressiveNet(nn.Module):
         return torch.minimum(k.clamp(min=0), self.sizes - 1), inside
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, L) -> (B,) exact normalised log P(x); -inf outside the box."""
+        """(B, L) -> (B,) exact normalised log P(x); -inf outside the box.
+
+        sum_i raw_i[k_i] - logsumexp(raw_i): no normalised (B, L, M) tensor is written.
+        """
         k, inside = self.offsets_of(x)
-        logp = self.conditional_logits(k + self.lower)
-        picked = logp.gather(-1, k.unsqueeze(-1)).squeeze(-1).sum(-1)
-        return picked.masked_fill(~inside, float("-inf"))
+        h = self.hidden_by_species(k + self.lower)                              # (L, B, H)
+        kt = k.t()
+        log_p = h.new_zeros(x.shape[0])
+        for members, V, b in self.size_groups():
+            h_g, k_g = (h, kt) if members is None else (h[members], kt[members])
+            raw = torch.baddbmm(b.unsqueeze(1), h_g, V.transpose(1, 2))       # (n_g, B, s)
+            picked = raw.gather(-1, k_g.unsqueeze(-1)).squeeze(-1)
+            log_p = log_p + (picked - torch.logsumexp(raw, dim=-1)).sum(0)
+        return log_p.masked_fill(~inside, float("-inf"))
+
+    def log_prob_shifted(self, x: torch.Tensor, shifted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, L), shifted (B, K, L) -> (log P(x) (B,), log P(shifted) (B, K)).
+
+        What the CME's in-flux needs: P at the K neighbours x - nu_k of every sample. The
+        generic version is one batched ``log_prob``; NADE reuses x's conditionals where a
+        neighbour shares x's prefix.
+        """
+        B, K, L = shifted.shape
+        both = self.log_prob(torch.cat([x, shifted.reshape(B * K, L)]))
+        return both[:B], both[B:].view(B, K)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.log_prob(x)
@@ -178,14 +232,48 @@ class NADE(AutoregressiveNet):
         self.c = nn.Parameter(_uniform((hidden,), 1.0, dtype, generator))
 
     def pre_activations(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, L) -> (B, L, H): c + sum_{j<i} W[:, j] x_j, all i in one cumulative pass."""
-        xf = x.to(self.W.dtype)
-        contrib = xf.unsqueeze(-1) * self.W.t()                      # (B, L, H)
-        before = torch.cumsum(contrib, dim=1) - contrib             # exclusive prefix sum
+        """(B, L) -> (L, B, H) species-major: c + sum_{j<i} W[:, j] x_j, all i in one
+        cumulative pass."""
+        xf = x.to(self.W.dtype).t()
+        contrib = xf.unsqueeze(-1) * self.W.t().unsqueeze(1)        # (L, B, H)
+        before = torch.cumsum(contrib, dim=0) - contrib             # exclusive prefix sum
         return before + self.c
 
-    def hidden_states(self, x):
+    def hidden_by_species(self, x):
         return torch.sigmoid(self.pre_activations(x))
+
+    def hidden_states(self, x):
+        return self.hidden_by_species(x).transpose(0, 1)
+
+    def log_prob_shifted(self, x, shifted):
+        """As the base method, exactly, but species i of a neighbour that agrees with x on
+        species 0..j (j >= i-1) has x's hidden state h_i, so its conditional is read off x's
+        logits; only species after the first changed one are recomputed. A reaction that
+        changes only the last species costs a gather."""
+        B, K, L = shifted.shape
+        k, inside_x = self.offsets_of(x)
+        ks, inside = self.offsets_of(shifted.reshape(B * K, L))
+        differs = (ks.view(B, K, L) != k.unsqueeze(1)).view(B * K, L)
+        first = torch.where(differs.any(-1), differs.to(torch.uint8).argmax(-1), L)
+        parent = torch.arange(B, device=x.device).repeat_interleave(K)
+        pre_x = self.pre_activations(k + self.lower)                  # (L, B, H)
+        pre_s = self.pre_activations(ks + self.lower)                 # (L, B K, H)
+        log_p = pre_x.new_zeros(B)
+        log_ps = pre_x.new_zeros(B * K)
+        for i in range(L):
+            V, b = self.head(i)
+            raw = torch.addmm(b, torch.sigmoid(pre_x[i]), V.t())     # (B, M_i)
+            lse = torch.logsumexp(raw, dim=-1)
+            log_p = log_p + raw.gather(-1, k[:, i:i + 1]).squeeze(-1) - lse
+            term = raw[parent, ks[:, i]] - lse[parent]
+            new = torch.nonzero(first < i).flatten()
+            if new.numel():
+                raw_new = torch.addmm(b, torch.sigmoid(pre_s[i, new]), V.t())
+                term = term.index_put((new,), raw_new.gather(-1, ks[new, i:i + 1]).squeeze(-1)
+                                      - torch.logsumexp(raw_new, dim=-1))
+            log_ps = log_ps + term
+        return (log_p.masked_fill(~inside_x, float("-inf")),
+                log_ps.masked_fill(~inside, float("-inf")).view(B, K))
 
     @torch.no_grad()
     def sample(self, n, generator=None, transform=None):
