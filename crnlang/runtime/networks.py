@@ -278,13 +278,18 @@ class NADE(AutoregressiveNet):
     @torch.no_grad()
     def sample(self, n, generator=None, transform=None):
         """Incremental ancestral sampling: one (n, H) update per species."""
-        V, b = self.padded_heads()
         x = self.lower.expand(n, -1).clone()
         a = self.c.expand(n, -1).clone()
         for i in range(self.n_species):
-            h = torch.sigmoid(a)
-            raw = (h @ V[i].t() + b[i]).masked_fill(~self.valid[i], float("-inf"))
-            k = self._draw(self._proposal(torch.log_softmax(raw, -1), i, transform), i, generator)
+            V, b = self.head(i)
+            raw = torch.addmm(b, torch.sigmoid(a), V.t())                # (n, M_i)
+            if transform is None:
+                probs = torch.softmax(raw, -1)
+            else:
+                padded = raw.new_full((n, self.max_size), float("-inf"))
+                padded[:, :raw.shape[1]] = raw
+                probs = self._proposal(torch.log_softmax(padded, -1), i, transform)
+            k = self._draw(probs, i, generator)
             x[:, i] = self.lower[i] + k
             a = a + x[:, i:i + 1].to(a.dtype) * self.W[:, i]
         return x
