@@ -478,3 +478,38 @@ def test_law_reading_a_reaction_id_is_unsupported():
     _reaction(m, "second", [], [("X", 1)], "first")    # the rate of another reaction
     with pytest.raises(CRNError, match="reaction 'second': a reference to 'first'"):
         import_sbml(_text(doc))
+
+
+# ---------------------------------------------------------------- random models
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_rate_atoms = st.sampled_from(["a", "b", "0.5", "2", "1e-3", "A", "t", "(1 + B)"])
+_rates = st.recursive(_rate_atoms, lambda inner: st.one_of(
+    st.tuples(inner, st.sampled_from(["+", "*", "/"]), inner).map(lambda x: f"({x[0]} {x[1]} {x[2]})"),
+    inner.map(lambda x: f"exp({x} / 100)"),
+    st.tuples(inner, inner).map(lambda x: f"max({x[0]}, {x[1]})")), max_leaves=5)
+_side = st.lists(st.tuples(st.integers(1, 3), st.sampled_from(["A", "B", "C"])), max_size=2,
+                 unique_by=lambda x: x[1]).map(
+    lambda terms: " + ".join(f"{s} {n}" for s, n in terms) if terms else "0")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(kinetics=st.sampled_from(["binomial", "falling", "power"]),
+       reactions=st.lists(st.tuples(_side, _side, st.booleans(), _rates), min_size=1, max_size=4))
+def test_random_models_survive_the_sbml_round_trip(kinetics, reactions):
+    lines = [f"kinetics {kinetics}", "param a = 0.7, b = 3", "species A <= 6, B <= 4, C <= 5"]
+    lines += [f"{lhs} {'->' if ma else '=>'} {rhs} @ {rate}" for lhs, rhs, ma, rate in reactions]
+    lines += ["init A = 2, C = 1"]
+    model = crnlang.parse("\n".join(lines) + "\n")
+    back = crnlang.parse(import_sbml(export_sbml(model))[0])
+    assert _canonical_model(back) == _canonical_model(model)
+    # a tool that ignores our annotation still reads the same propensities
+    foreign = crnlang.parse(import_sbml(export_sbml(model).replace(NAMESPACE, "urn:other"),
+                                        default_bound=6)[0])
+    assert len(foreign.reactions) == len(model.reactions)
+    for state in _random_states(model, 6, seed=len(reactions)):
+        for t in (0.0, 0.9):
+            for r1, r2 in zip(model.reactions, foreign.reactions):
+                assert propensity(foreign, r2, state, t) == pytest.approx(propensity(model, r1, state, t),
+                                                                          rel=1e-12, abs=1e-300)
