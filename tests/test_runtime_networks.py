@@ -183,3 +183,14 @@ def test_log_prob_shifted_equals_log_prob_of_the_neighbours(kind):
     finite = torch.isfinite(expected)
     assert finite.sum() > 100 and (~finite).sum() > 0
     assert torch.allclose(log_ps[finite], expected[finite], atol=1e-12)
+
+
+def test_nade_prefix_matmul_equals_cumulative_sum():
+    net = peaked("nade")
+    x = net.sample(200, generator=torch.Generator().manual_seed(3))
+    by_matmul = net.pre_activations(x)
+    net.PREFIX_MATMUL_MAX_SPECIES = 0
+    by_cumsum = net.pre_activations(x)
+    direct = torch.stack([net.c + x[:, :i].double() @ net.W[:, :i].t() for i in range(3)])
+    assert torch.allclose(by_matmul, direct, atol=1e-12)
+    assert torch.allclose(by_cumsum, direct, atol=1e-12)

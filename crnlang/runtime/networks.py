@@ -231,13 +231,23 @@ class NADE(AutoregressiveNet):
         self.W = nn.Parameter(_uniform((hidden, L), scale_w, dtype, generator))
         self.c = nn.Parameter(_uniform((hidden,), 1.0, dtype, generator))
 
+    PREFIX_MATMUL_MAX_SPECIES = 32
+
     def pre_activations(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, L) -> (L, B, H) species-major: c + sum_{j<i} W[:, j] x_j, all i in one
-        cumulative pass."""
-        xf = x.to(self.W.dtype).t()
-        contrib = xf.unsqueeze(-1) * self.W.t().unsqueeze(1)        # (L, B, H)
-        before = torch.cumsum(contrib, dim=0) - contrib             # exclusive prefix sum
-        return before + self.c
+        """(B, L) -> (L, B, H) species-major: c + sum_{j<i} W[:, j] x_j for all i at once.
+
+        Up to PREFIX_MATMUL_MAX_SPECIES species: one batched matmul with the strictly
+        lower-triangular masked weights (B L^2 H multiply-adds, one pass); beyond that an
+        exclusive cumulative sum (B L H, several passes).
+        """
+        L, H = self.n_species, self.hidden
+        xf = x.to(self.W.dtype)
+        if L <= self.PREFIX_MATMUL_MAX_SPECIES:
+            before = torch.ones(L, L, dtype=torch.bool, device=xf.device).tril(-1)
+            masked = self.W.t().unsqueeze(0) * before.unsqueeze(-1)   # (L, L, H): W[:, j], j < i
+            return torch.baddbmm(self.c.view(1, 1, H), xf.expand(L, *xf.shape), masked)
+        contrib = xf.t().unsqueeze(-1) * self.W.t().unsqueeze(1)    # (L, B, H)
+        return torch.cumsum(contrib, dim=0) - contrib + self.c
 
     def hidden_by_species(self, x):
         return torch.sigmoid(self.pre_activations(x))
