@@ -60,7 +60,7 @@ def test_lattice_written_in_lattice_form():
         model chainy
         lattice chain(3, periodic)
         param k = 2, d = 0.5
-        species A <= 10, B in 1..5
+        species A <= 10, B in 0..5
         bind: A + B <-> 2 B @ k, k / 2
         A => 0 @ k * A ^ 2 / (1 + A)
         diffuse A, B @ d

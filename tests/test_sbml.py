@@ -35,9 +35,7 @@ def sbml_path(case: str) -> Path:
 
 
 def _solve_fsp(model, **settings):
-    from crnlang.solve import solve  # the module function (crnlang.solve may be shadowed by the module)
-
-    return solve(model, method="fsp", **settings)
+    return crnlang.solve(model, method="fsp", **settings)
 
 
 def read_results(case: str) -> tuple[dict[str, list[str]], list[float]]:
@@ -486,7 +484,8 @@ from hypothesis import strategies as st  # noqa: E402
 
 _rate_atoms = st.sampled_from(["a", "b", "0.5", "2", "1e-3", "A", "t", "(1 + B)"])
 _rates = st.recursive(_rate_atoms, lambda inner: st.one_of(
-    st.tuples(inner, st.sampled_from(["+", "*", "/"]), inner).map(lambda x: f"({x[0]} {x[1]} {x[2]})"),
+    st.tuples(inner, st.sampled_from(["+", "*"]), inner).map(lambda x: f"({x[0]} {x[1]} {x[2]})"),
+    st.tuples(inner, st.sampled_from(["2", "(1 + B)", "b"])).map(lambda x: f"({x[0]} / {x[1]})"),
     inner.map(lambda x: f"exp({x} / 100)"),
     st.tuples(inner, inner).map(lambda x: f"max({x[0]}, {x[1]})")), max_leaves=5)
 _side = st.lists(st.tuples(st.integers(1, 3), st.sampled_from(["A", "B", "C"])), max_size=2,
