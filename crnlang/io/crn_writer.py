@@ -242,7 +242,7 @@ def write_crn(model: Model, comments: Iterable[str] = ()) -> str:
     if is_identifier(model.name):
         lines.append(f"model {model.name}")
     else:
-        lines.append(f"# the model's name {model.name!r} is not an identifier: not written")
+        lines.append(f"# model name {model.name!r} not written (a reserved word or not an identifier)")
     lines.append(f"kinetics {model.kinetics}")
     lines += _param_lines(model)
     body = None
