@@ -156,7 +156,7 @@ class KernelSource:
                     factor = f"{factor} / {float(math.factorial(s))!r}"
             else:
                 raise CRNSemanticError(f"unknown kinetics {self.model.kinetics!r}")
-            factors.append(f"({factor})" if (s > 1 or len(reactants) > 1) else factor)
+            factors.append(f"({factor})" if (s > 1 and len(reactants) > 1) else factor)
         return " * ".join(factors) if factors else None
 
     def propensity_code(self, reaction: Reaction, col: Callable[[str], str]) -> str:
@@ -167,7 +167,7 @@ class KernelSource:
             return rate.numeric()
         if rate.constant and float(rate.value) == 1.0:
             return h
-        return f"{rate.numeric()} * ({h})"
+        return f"{rate.numeric()} * ({h})" if " " in h else f"{rate.numeric()} * {h}"
 
     def reaction_comment(self, reaction: Reaction) -> str:
         def side(terms):

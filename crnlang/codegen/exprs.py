@@ -11,12 +11,12 @@ for time-dependent expressions, ``t`` (a 0-d tensor of that dtype).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Mapping
 
 from ..errors import CRNSemanticError
-from ..model.ir import (Binary, Call, Compare, Const, Expr, Logic, ParamRef, SpeciesRef,
-                        TimeRef, Unary, species_in, uses_time)
+from ..model.ir import (Binary, Call, Compare, Const, Expr, Logic, SpeciesRef, TimeRef,
+                        Unary, children, species_in, uses_time)
 from ..model.semantics import evaluate
 
 _UNARY_CALLS = {"exp": "torch.exp", "log": "torch.log", "sqrt": "torch.sqrt",
@@ -39,6 +39,15 @@ def constant_literal(value) -> str:
     if isinstance(value, bool):
         return "True" if value else "False"
     return float_literal(value)
+
+
+def _with_children(expr: Expr, args: list[Expr]) -> Expr:
+    """The same node over new operands."""
+    if isinstance(expr, Unary):
+        return replace(expr, arg=args[0])
+    if isinstance(expr, (Binary, Compare)):
+        return replace(expr, left=args[0], right=args[1])
+    return replace(expr, args=tuple(args))
 
 
 @dataclass(frozen=True)
@@ -85,18 +94,22 @@ class ExprCompiler:
             return Piece(self.column(expr.name), constant=False, boolean=False)
         if isinstance(expr, TimeRef):
             return Piece("t", constant=False, boolean=False)
+        if isinstance(expr, Logic):
+            return self._logic(expr)
+        # a node whose operands all folded (an `and`/`or` can fold around a species) folds too
+        args = [self.compile(child) for child in children(expr)]
+        if args and all(a.constant for a in args):
+            return self._fold(_with_children(expr, [Const(a.value) for a in args]))
         if isinstance(expr, Unary):
-            return self._unary(expr)
+            return self._unary(expr, *args)
         if isinstance(expr, Binary):
-            left, right = self.compile(expr.left), self.compile(expr.right)
+            left, right = args
             return Piece(f"({left.numeric()} {_BINARY_OPS[expr.op]} {right.numeric()})",
                          constant=False, boolean=False)
         if isinstance(expr, Compare):
-            return self._compare(expr)
-        if isinstance(expr, Logic):
-            return self._logic(expr)
+            return self._compare(expr, *args)
         if isinstance(expr, Call):
-            return self._call(expr)
+            return self._call(expr, args)
         raise TypeError(f"not an expression node: {expr!r}")
 
     # ------------------------------------------------------------ node kinds
@@ -114,14 +127,12 @@ class ExprCompiler:
         value = float(value)
         return Piece(float_literal(value), constant=True, boolean=False, value=value)
 
-    def _unary(self, expr: Unary) -> Piece:
-        arg = self.compile(expr.arg)
+    def _unary(self, expr: Unary, arg: Piece) -> Piece:
         if expr.op == "not":
             return Piece(f"(~{arg.truth()})", constant=False, boolean=True)
         return Piece(f"(-{arg.numeric()})", constant=False, boolean=False)
 
-    def _compare(self, expr: Compare) -> Piece:
-        left, right = self.compile(expr.left), self.compile(expr.right)
+    def _compare(self, expr: Compare, left: Piece, right: Piece) -> Piece:
         if left.boolean and right.boolean and expr.op in ("==", "!="):
             a, b = left.truth(), right.truth()
         else:
@@ -145,8 +156,7 @@ class ExprCompiler:
         joiner = " & " if is_and else " | "
         return Piece(f"({joiner.join(parts)})", constant=False, boolean=True)
 
-    def _call(self, expr: Call) -> Piece:
-        args = [self.compile(a) for a in expr.args]
+    def _call(self, expr: Call, args: list[Piece]) -> Piece:
         if expr.func in _UNARY_CALLS:
             (arg,) = args
             return Piece(f"{_UNARY_CALLS[expr.func]}({arg.numeric()})", False, False)
