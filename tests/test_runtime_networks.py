@@ -194,3 +194,16 @@ def test_nade_prefix_matmul_equals_cumulative_sum():
     direct = torch.stack([net.c + x[:, :i].double() @ net.W[:, :i].t() for i in range(3)])
     assert torch.allclose(by_matmul, direct, atol=1e-12)
     assert torch.allclose(by_cumsum, direct, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_log_prob_without_autograd_equals_with(kind):
+    """The no-grad path normalises in place; it must agree with the autograd path."""
+    net = peaked(kind)
+    box = whole_box()
+    with_grad = net.log_prob(box)
+    assert with_grad.requires_grad
+    with torch.no_grad():
+        without = net.log_prob(box)
+    assert torch.allclose(with_grad.detach(), without, atol=1e-13)
+    assert abs(float(without.exp().sum()) - 1) < 1e-12

@@ -150,13 +150,14 @@ class AutoregressiveNet(nn.Module):
         """
         k, inside = self.offsets_of(x)
         h = self.hidden_by_species(k + self.lower)                              # (L, B, H)
+        h = torch.cat([h, h.new_ones(*h.shape[:2], 1)], dim=-1)                 # bias input
         kt = k.t()
         log_p = h.new_zeros(x.shape[0])
         for members, V, b in self.size_groups():
             h_g, k_g = (h, kt) if members is None else (h[members], kt[members])
-            raw = torch.baddbmm(b.unsqueeze(1), h_g, V.transpose(1, 2))       # (n_g, B, s)
-            picked = raw.gather(-1, k_g.unsqueeze(-1)).squeeze(-1)
-            log_p = log_p + (picked - torch.logsumexp(raw, dim=-1)).sum(0)
+            heads = torch.cat([V, b.unsqueeze(-1)], dim=-1)                   # (n_g, s, H + 1)
+            raw = torch.bmm(h_g, heads.transpose(1, 2))                        # (n_g, B, s)
+            log_p = log_p + log_softmax_at(raw, k_g).sum(0)
         return log_p.masked_fill(~inside, float("-inf"))
 
     def log_prob_shifted(self, x: torch.Tensor, shifted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -273,14 +274,15 @@ class NADE(AutoregressiveNet):
         for i in range(L):
             V, b = self.head(i)
             raw = torch.addmm(b, torch.sigmoid(pre_x[i]), V.t())     # (B, M_i)
-            lse = torch.logsumexp(raw, dim=-1)
-            log_p = log_p + raw.gather(-1, k[:, i:i + 1]).squeeze(-1) - lse
-            term = raw[parent, ks[:, i]] - lse[parent]
+            term = raw[parent, ks[:, i]]
+            picked = raw.gather(-1, k[:, i:i + 1]).squeeze(-1)
+            lse = logsumexp_(raw)
+            log_p = log_p + picked - lse
+            term = term - lse[parent]
             new = torch.nonzero(first < i).flatten()
             if new.numel():
                 raw_new = torch.addmm(b, torch.sigmoid(pre_s[i, new]), V.t())
-                term = term.index_put((new,), raw_new.gather(-1, ks[new, i:i + 1]).squeeze(-1)
-                                      - torch.logsumexp(raw_new, dim=-1))
+                term = term.index_put((new,), log_softmax_at(raw_new, ks[new, i]))
             log_ps = log_ps + term
         return (log_p.masked_fill(~inside_x, float("-inf")),
                 log_ps.masked_fill(~inside, float("-inf")).view(B, K))
@@ -409,6 +411,24 @@ class TransformerNet(AutoregressiveNet):
             u = torch.tanh(block.norm2(z) @ block.up.t() + block.up_bias)
             z = z + u @ block.down.t() + block.down_bias
         return self.norm(z)
+
+
+def log_softmax_at(raw: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """(..., M) logits, (...) int64 -> (...) log_softmax(raw)[index].
+
+    Without autograd it works in place on ``raw`` (consumed): no temporaries the size of raw.
+    """
+    picked = raw.gather(-1, index.unsqueeze(-1)).squeeze(-1)
+    return picked - logsumexp_(raw)
+
+
+def logsumexp_(raw: torch.Tensor) -> torch.Tensor:
+    """(..., M) -> (...) logsumexp over the last dim; in place on ``raw`` (consumed) when
+    autograd is off, torch.logsumexp otherwise."""
+    if torch.is_grad_enabled() and raw.requires_grad:
+        return torch.logsumexp(raw, dim=-1)
+    top = raw.amax(dim=-1, keepdim=True)
+    return raw.sub_(top).exp_().sum(dim=-1).log_() + top.squeeze(-1)
 
 
 def _sequence_inputs(net: AutoregressiveNet, x: torch.Tensor) -> torch.Tensor:
