@@ -131,3 +131,25 @@ def test_missing_result_is_a_crn_error(tmp_path):
 def test_json_clean():
     assert json_clean({"a": (np.float32(1.5), np.int64(2), math.nan, -math.inf, np.bool_(True))}) == \
         {"a": [1.5, 2, None, None, True]}
+
+
+def test_real_fsp_result_round_trips(tmp_path):
+    import crnlang
+
+    model = crnlang.parse("""
+        model bd
+        species X <= 30
+        0 -> X @ 3
+        X -> 0 @ 1
+        observe many = X >= 5
+    """)
+    res = crnlang.solve(model, method="fsp", t_end=1.0, dt=0.25, save_every=1)
+    paths = save_result(res, tmp_path)
+    assert {"means.png", "marginals.png", "probabilities.png"} <= {p.name for p in paths}
+    back = load_result(tmp_path)
+    for name in res.marginals:
+        np.testing.assert_array_equal(back.marginals[name], res.marginals[name])
+    np.testing.assert_array_equal(back.prob("many"), res.prob("many"))
+    np.testing.assert_array_equal(back.mean("X"), res.mean("X"))
+    # Poisson(3 (1 - e^-t)) from 0: a check that what was saved is the solution
+    assert back.mean("X")[-1] == pytest.approx(3 * (1 - math.exp(-1.0)), rel=1e-9)
