@@ -204,3 +204,14 @@ def test_solve_info_reports_the_misfit(solver):
     assert info.solver == solver and info.rows == torch.unique(x, dim=0).shape[0]
     assert abs(info.residual - expected) < 1e-9 and 0 <= info.residual <= 1
     assert (info.iterations > 0) == (solver == "cg")
+
+
+def test_unique_rows_matches_torch_unique():
+    g = torch.Generator().manual_seed(0)
+    for x in [torch.randint(-3, 4, (500, 3), generator=g),
+              torch.randint(0, 2 ** 40, (300, 2), generator=g),       # keys would overflow
+              torch.tensor([[5, 5]])]:
+        x = torch.cat([x, x[: len(x) // 2]])
+        unique, inverse = ng.unique_rows(x)
+        expected, expected_inverse = torch.unique(x, dim=0, return_inverse=True)
+        assert torch.equal(unique, expected) and torch.equal(inverse, expected_inverse)
