@@ -190,6 +190,19 @@ def is_integer_valued(reaction, params):
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(model=random_models(), seed=st.integers(0, 2 ** 31), t=st.floats(0.0, 5.0))
 def test_random_models_match_the_interpreter(model, seed, t):
+    check_against_interpreter(model, seed, t)
+
+
+@pytest.mark.slow
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(model=random_models(), seed=st.integers(0, 2 ** 31), t=st.floats(0.0, 5.0))
+def test_random_models_match_the_interpreter_long(model, seed, t):
+    check_against_interpreter(model, seed, t)
+
+
+def check_against_interpreter(model, seed, t):
+    """Propensities (exact where the rate is a constant), fires and in_support (brute force),
+    shifted (a loop over reactions, and the interpreter at x - CHANGE[k])."""
     analysis = plain_analysis(model)
     kernel = compile_model(model, analysis)
     names = [s.name for s in model.species]
@@ -251,6 +264,17 @@ def random_walk(kernel, n_walkers, steps, seed):
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(model=random_models(), seed=st.integers(0, 2 ** 31), t=st.floats(0.0, 5.0))
 def test_random_models_with_the_real_analysis(model, seed, t):
+    check_with_the_real_analysis(model, seed, t)
+
+
+@pytest.mark.slow
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(model=random_models(), seed=st.integers(0, 2 ** 31), t=st.floats(0.0, 5.0))
+def test_random_models_with_the_real_analysis_long(model, seed, t):
+    check_with_the_real_analysis(model, seed, t)
+
+
+def check_with_the_real_analysis(model, seed, t):
     """Through crnlang.analyze (eliminations included): along random walks every state is in
     the support, every conservation law holds for full_state, and the propensities equal the
     interpreter's at the full state."""
