@@ -83,7 +83,7 @@ def save_steps(settings) -> list[int]:
 
 def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
                progress: bool = False, init_spread: float = INIT_SPREAD,
-               tol: float = ADAPTIVE_TOL, log_euler: bool = True, solver: str = "auto",
+               tol: float = ADAPTIVE_TOL, log_euler: bool = False, solver: str = "auto",
                stop_after_saves: int | None = None) -> Result:
     """The neural solve of a kernel module (see the module docstring).
 

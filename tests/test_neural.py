@@ -1,0 +1,199 @@
+"""The neural solver (adam, ngd, tdvp) against exact solutions: closed forms and FSP.
+
+Default runs are short; the long numerical checks are marked slow.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import crnlang
+from crnlang.errors import CRNAnalysisError, CRNSolverError
+from crnlang.runtime.solver import RunInterrupted, run_neural
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def hellinger(p, q) -> float:
+    n = max(len(p), len(q))
+    p = np.pad(np.clip(p, 0, None), (0, n - len(p)))
+    q = np.pad(np.clip(q, 0, None), (0, n - len(q)))
+    return float(np.sqrt(0.5 * ((np.sqrt(p) - np.sqrt(q)) ** 2).sum()))
+
+
+def poisson_box(lam: float, size: int) -> np.ndarray:
+    """Poisson(lam) on 0..size-1 with the tail folded onto the last state (reflecting box)."""
+    k = np.arange(size)
+    p = np.exp(k * math.log(lam) - lam - np.array([math.lgamma(i + 1) for i in k]))
+    p[-1] += 1 - p.sum()
+    return p
+
+
+def birth_death_lambda(t: float) -> float:
+    return math.exp(-0.01 * t) + 10 * (1 - math.exp(-0.01 * t))
+
+
+@pytest.fixture(scope="module")
+def birth_death():
+    model = crnlang.load(EXAMPLES / "birth_death.crn")
+    return model, crnlang.compile(model)
+
+
+def bd_settings(model, **changes):
+    base = dict(method="tdvp", dt=1.0, t_end=40.0, batch=1000, save_every=10,
+                sampling="mixture", reweight=False)
+    base.update(changes)
+    return model.settings.updated(**base)
+
+
+def bd_errors(result) -> list[float]:
+    """Hellinger distance of the X marginal to the exact Poisson at every saved time."""
+    return [hellinger(result.marginals["X"][i], poisson_box(birth_death_lambda(t), 30))
+            for i, t in enumerate(result.times)]
+
+
+# ------------------------------------------------------------------ birth-death (closed form)
+def test_birth_death_tdvp_heun_matches_poisson(birth_death):
+    model, kernel = birth_death
+    result = run_neural(kernel, bd_settings(model, integrator="heun", dt=2.0))
+    errors = bd_errors(result)
+    assert result.times[0] == 0 and result.times[-1] == pytest.approx(40.0)
+    assert max(errors) < 0.01, errors
+    lam = birth_death_lambda(40.0)
+    assert result.mean("X")[-1] == pytest.approx(lam, rel=0.01)
+    assert result.var("X")[-1] == pytest.approx(lam, rel=0.03)
+
+
+def test_rk4_at_four_times_the_euler_dt_is_as_accurate(birth_death):
+    model, kernel = birth_death
+    euler = run_neural(kernel, bd_settings(model, integrator="euler", dt=0.5, save_every=20))
+    rk4 = run_neural(kernel, bd_settings(model, integrator="rk4", dt=2.0, save_every=5))
+    np.testing.assert_allclose(euler.times, rk4.times)
+    e_euler, e_rk4 = max(bd_errors(euler)), max(bd_errors(rk4))
+    assert e_rk4 < 0.01
+    assert e_rk4 <= e_euler * 1.1, (e_rk4, e_euler)
+
+
+def test_adaptive_step_lands_on_the_save_times(birth_death):
+    model, kernel = birth_death
+    result = run_neural(kernel, bd_settings(model, integrator="adaptive", dt=2.0, t_end=20.0, save_every=5),
+                        tol=3e-3)
+    np.testing.assert_allclose(result.times, [0.0, 10.0, 20.0])
+    assert max(bd_errors(result)) < 0.01
+
+
+def test_birth_death_ngd(birth_death):
+    model, kernel = birth_death
+    result = run_neural(kernel, bd_settings(model, method="ngd", dt=1.0, t_end=10.0, save_every=5))
+    assert max(bd_errors(result)) < 0.01
+
+
+def test_birth_death_adam(birth_death):
+    model, kernel = birth_death
+    result = run_neural(kernel, bd_settings(model, method="adam", dt=1.0, t_end=2.0, save_every=1,
+                                            epochs=40, lr=3e-3))
+    assert max(bd_errors(result)) < 0.02
+
+
+# ------------------------------------------------------------------ results, checkpoints, guards
+def test_result_has_every_species_and_observable(birth_death):
+    model, kernel = birth_death
+    result = run_neural(kernel, bd_settings(model, t_end=4.0, dt=1.0, save_every=2))
+    assert result.method == "tdvp" and result.species == ("X",)
+    assert result.marginals["X"].shape == (3, 30)
+    np.testing.assert_allclose(result.marginals["X"].sum(1), 1.0, atol=1e-12)
+    # numeric observable x = X has the species' moments; boolean one a probability
+    np.testing.assert_allclose(result.mean("x"), result.mean("X"), atol=1e-12)
+    tail = result.marginals["X"][:, 10:].sum(1)
+    np.testing.assert_allclose(result.prob("many"), tail, atol=1e-12)
+
+
+def test_checkpoint_resume_gives_the_same_series(birth_death, tmp_path):
+    model, kernel = birth_death
+    settings = bd_settings(model, t_end=8.0, dt=1.0, save_every=2)
+    whole = run_neural(kernel, settings)
+    with pytest.raises(RunInterrupted):
+        run_neural(kernel, settings, checkpoint_dir=tmp_path, stop_after_saves=2)
+    resumed = run_neural(kernel, settings, checkpoint_dir=tmp_path, resume=True)
+    np.testing.assert_array_equal(resumed.times, whole.times)
+    np.testing.assert_allclose(resumed.marginals["X"], whole.marginals["X"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(resumed.mean("X"), whole.mean("X"), rtol=0, atol=1e-12)
+
+
+def test_resume_refuses_other_settings(birth_death, tmp_path):
+    model, kernel = birth_death
+    with pytest.raises(RunInterrupted):
+        run_neural(kernel, bd_settings(model, t_end=4.0, save_every=1), checkpoint_dir=tmp_path,
+                   stop_after_saves=1)
+    with pytest.raises(CRNSolverError, match="other settings"):
+        run_neural(kernel, bd_settings(model, t_end=4.0, save_every=1, batch=500),
+                   checkpoint_dir=tmp_path, resume=True)
+
+
+class NaNAfter:
+    """Wraps a kernel; its rates turn NaN from time t_bad on (to trip the guard)."""
+
+    def __init__(self, kernel, t_bad):
+        self._k, self._t_bad = kernel, t_bad
+
+    def __getattr__(self, name):
+        return getattr(self._k, name)
+
+    def out_rates(self, x, t):
+        rates = self._k.out_rates(x, t)
+        return rates * math.nan if t >= self._t_bad else rates
+
+
+def test_nan_guard_names_step_time_quantity_and_remedy(birth_death):
+    model, kernel = birth_death
+    with pytest.raises(CRNSolverError) as info:
+        run_neural(NaNAfter(kernel, 3.0), bd_settings(model, t_end=6.0))
+    text = str(info.value)
+    assert "step 3" in text and "t = 3" in text and "E(n)" in text
+    assert "smaller dt" in text and "lambda" in text
+
+
+def test_absurd_dt_stops_with_a_remedy(birth_death):
+    model, kernel = birth_death
+    with pytest.raises(CRNSolverError, match="dt"):
+        run_neural(kernel, bd_settings(model, method="ngd", dt=500.0, t_end=1000.0, sampling="plain"))
+
+
+def test_unbounded_species_is_refused_by_name():
+    model = crnlang.parse("species Y\n0 -> Y @ 1\nY -> 0 @ 0.1\n")
+    with pytest.raises(CRNAnalysisError) as info:
+        crnlang.solve(model, method="tdvp", t_end=1.0)
+    assert "'Y'" in str(info.value) and "Y <= " in str(info.value)
+
+
+# ------------------------------------------------------------------ the public entry point
+def test_solve_entry_point_and_rare_event_estimate():
+    model = crnlang.parse("""
+        species X <= 29
+        0 -> X @ 0.1
+        X -> 0 @ 0.01
+        init X ~ poisson(1)
+        observe high = X >= 6
+        @rare(high)
+    """)
+    result = crnlang.solve(model, method="tdvp", dt=1.0, t_end=10.0, batch=500, save_every=5,
+                           sampling="mixture", reweight=False, integrator="heun")
+    assert result.times.tolist() == [0.0, 5.0, 10.0]
+    rare = result.extra["rare"]["high"]
+    exact_for_network = result.prob("high")[-1]       # exact sum over the box, same network
+    assert rare["n"] > 0 and rare["stderr"] > 0
+    assert abs(rare["estimate"] - exact_for_network) < 4 * rare["stderr"]
+    truth = poisson_box(birth_death_lambda(10.0), 30)[6:].sum()
+    assert exact_for_network == pytest.approx(truth, rel=0.2)
