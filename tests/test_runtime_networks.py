@@ -176,13 +176,19 @@ def test_log_prob_shifted_equals_log_prob_of_the_neighbours(kind):
     x = net.sample(50, generator=torch.Generator().manual_seed(1))
     change = torch.tensor([[0, 0, 1], [0, 0, -1], [0, 1, 0], [1, -2, 0], [-1, 0, 3], [0, 0, 0]])
     shifted = x[:, None, :] - change                                   # some leave the box
-    log_p, log_ps = net.log_prob_shifted(x, shifted)
-    assert torch.allclose(log_p, net.log_prob(x), atol=1e-12)
-    expected = net.log_prob(shifted.reshape(-1, 3)).view(50, 6)
+    x = torch.cat([x, x[:30]])                     # repeated samples take the merged path
+    shifted = x[:, None, :] - change
+    with torch.no_grad():
+        log_p, log_ps = net.log_prob_shifted(x, shifted)
+        log_p_all, log_ps_all = type(net)._log_prob_shifted(net, x, shifted)   # no merging
+    assert torch.equal(log_p, log_p_all) or torch.allclose(log_p, log_p_all, atol=1e-13)
+    assert torch.allclose(log_p, net.log_prob(x).detach(), atol=1e-12)
+    expected = net.log_prob(shifted.reshape(-1, 3)).detach().view(80, 6)
     assert torch.equal(torch.isinf(log_ps), torch.isinf(expected))
     finite = torch.isfinite(expected)
     assert finite.sum() > 100 and (~finite).sum() > 0
     assert torch.allclose(log_ps[finite], expected[finite], atol=1e-12)
+    assert torch.allclose(log_ps_all[finite], expected[finite], atol=1e-12)
 
 
 def test_nade_prefix_matmul_equals_cumulative_sum():

@@ -26,14 +26,13 @@ relative errors ~1e-7 |O|^2, so lam should stay well above 1e-7 * max diag(O~ O~
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
 from ..errors import CRNSolverError
-from .networks import NADE, AutoregressiveNet
+from .networks import NADE, AutoregressiveNet, unique_row_index
 
 SOLVERS = ("auto", "cholesky", "structured", "cg")
 
@@ -302,23 +301,9 @@ def merge_duplicates(x: torch.Tensor, w: torch.Tensor, values: torch.Tensor):
 
 
 def unique_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, L) int64 -> (unique rows (U, L), inverse (B,)) as torch.unique(x, dim=0).
-
-    Rows are packed into one int64 key (mixed radix over each column's range) when that
-    fits, so the sort is one-dimensional (several times faster than sorting rows).
-    """
-    if x.shape[0] == 0 or x.dtype.is_floating_point:
-        return torch.unique(x, dim=0, return_inverse=True)
-    low = x.amin(0)
-    span = (x.amax(0) - low + 1).tolist()
-    if math.prod(span) >= 2 ** 62:
-        return torch.unique(x, dim=0, return_inverse=True)
-    strides = [1] * len(span)
-    for i in range(len(span) - 2, -1, -1):
-        strides[i] = strides[i + 1] * span[i + 1]
-    keys = (x - low) @ torch.tensor(strides, dtype=torch.int64, device=x.device)
-    unique_keys, inverse = torch.unique(keys, return_inverse=True)
-    first = torch.empty_like(unique_keys).scatter_(0, inverse, torch.arange(x.shape[0], device=x.device))
+    """(B, L) int64 -> (unique rows (U, L), inverse (B,)) as torch.unique(x, dim=0), faster
+    (see ``networks.unique_row_index``)."""
+    first, inverse = unique_row_index(x)
     return x[first], inverse
 
 
