@@ -551,6 +551,28 @@ def test_folding_around_species():
                                   oracle_propensities(model, states, 0.0))
 
 
+def test_hostile_file_through_the_front_end(tmp_path, monkeypatch):
+    """A real file whose path (and so default model name) holds a newline and code, with
+    unicode names: the kernel imports, creates nothing, and keeps the names as data."""
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "m\nimport os; os.system('touch MARKER')\n.crn"
+    path.write_text("species Ωμέγα <= 5, X_1 <= 3\n"
+                    "bind: Ωμέγα + X_1 -> 0 @ 2\n0 -> Ωμέγα @ 1\ninit X_1 = 3\n"
+                    "observe sys = Ωμέγα > 2\n", encoding="utf-8")
+    model = crnlang.load(path)
+    src = emit(model)
+    code_text = " ".join(tok.string for tok in tokenize.generate_tokens(io.StringIO(src).readline)
+                         if tok.type not in (tokenize.COMMENT, tokenize.STRING))
+    assert "MARKER" not in code_text and "Ωμέγα" not in code_text
+    kernel = compile_model(model)
+    assert not (tmp_path / "MARKER").exists()
+    assert kernel.MODEL.source == str(model.source) and "Ωμέγα" in kernel.ALL_SPECIES
+    x = torch.tensor([[0, 3], [4, 1]])[:, :len(kernel.SPECIES)]
+    full = kernel.full_state(x)
+    np.testing.assert_array_equal(kernel.propensities(x, 0.0).numpy(),
+                                  oracle_propensities(model, full.numpy(), 0.0))
+
+
 def test_literals_roundtrip():
     from crnlang.codegen.exprs import float_literal
     for v in [0.1, 1e-300, -2.5, 1 / 3, 1e22, -0.0]:
@@ -606,19 +628,33 @@ def example_files():
 
 @pytest.mark.parametrize("path", example_files(), ids=lambda p: p.stem)
 def test_examples_match_the_interpreter(path):
+    """Every example through the real front end and analysis: propensities, observables and
+    the support rule against the interpreter and brute force, on random supported states."""
     model = crnlang.load(path)
-    analysis = emit_mod._analyze(model)
-    kernel = compile_model(model, analysis)
+    kernel = compile_model(model, crnlang.analyze(model))
     full_bounds = dict(zip(kernel.ALL_SPECIES, zip(kernel.FULL_LOWER, kernel.FULL_UPPER)))
     rng = np.random.default_rng(0)
-    x = torch.as_tensor(box_states(full_bounds, kernel.SPECIES, rng, 200))
+    x = torch.as_tensor(box_states(full_bounds, kernel.SPECIES, rng, 3000))
+    x = torch.cat([x[kernel.in_support(x)][:300], random_walk(kernel, 10, 20, 0)])
     full = kernel.full_state(x)
-    ok = kernel.in_support(x) & (full >= 0).all(1)
-    x, full = x[ok], full[ok]
+    names = list(kernel.ALL_SPECIES)
     t = 0.3
-    got = kernel.propensities(x, t).numpy()
-    np.testing.assert_allclose(got, oracle_propensities(model, full.numpy(), t), rtol=1e-12,
+    np.testing.assert_allclose(kernel.propensities(x, t).numpy(),
+                               oracle_propensities(model, full.numpy(), t), rtol=1e-12,
                                atol=1e-300)
+    obs = kernel.observables(x, t)
+    fires = kernel.fires(x).numpy()
+    absorbing = kernel.absorbing(x).numpy()
+    for b, row in enumerate(full.numpy()):
+        state = dict(zip(names, map(int, row)))
+        for o in model.observables:
+            want = evaluate(o.expr, model.param_values, state, t)
+            assert obs[o.name][b].item() == pytest.approx(want, rel=1e-12), o.name
+        for k, r in enumerate(model.reactions):
+            nxt = row + np.array([r.change().get(n, 0) for n in names])
+            assert fires[b, k] == in_box(nxt, names, full_bounds)
+        assert absorbing[b] == any(evaluate(o.expr, model.param_values, state)
+                                   for o in model.observables if o.absorbing)
     support = kernel.init_support()
     if support is not None:
         lp = kernel.init_log_prob(support)
