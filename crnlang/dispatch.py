@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from .errors import CRNError
 from .model.ir import Model, Settings
+from .model.settings import check_setting
 
 METHODS = ("tdvp", "ngd", "adam", "fsp", "ssa", "auto")
 NEURAL = ("tdvp", "ngd", "adam")
@@ -26,9 +27,9 @@ def settings_with(model: Model, method: str | None, overrides: dict) -> Settings
 
             raise CRNError(f"unknown solver setting '{key}'",
                            hint=did_you_mean(key, known) or f"valid settings: {', '.join(sorted(known))}")
-        changes[key] = value
+        changes[key] = check_setting(key, value)
     if method is not None:
-        changes["method"] = method
+        changes["method"] = check_setting("method", method)
     settings = model.settings.updated(**changes)
     if settings.method not in METHODS:
         raise CRNError(f"unknown method '{settings.method}'", hint=f"use one of {', '.join(METHODS)}")
@@ -42,6 +43,24 @@ def choose_method(model: Model, analysis) -> str:
     if analysis.log10_reduced is not None and analysis.log10_reduced <= 6.3:
         return "fsp"
     return "tdvp"
+
+
+def require_bounded(model: Model, analysis, method: str) -> None:
+    """FSP and the neural methods need a finite box: name the first unbounded species, at
+    its declaration."""
+    unbounded = analysis.unbounded()
+    if not unbounded:
+        return
+    from .errors import CRNAnalysisError
+
+    name = unbounded[0]
+    species = model.species_by_name(name)
+    others = f" (also: {', '.join(unbounded[1:])})" if len(unbounded) > 1 else ""
+    raise CRNAnalysisError(
+        f"species '{name}' has no upper bound, and method {method} needs one for every "
+        f"species{others}", species.loc,
+        hint=f"declare a truncation, e.g. `species {species.base or name} <= 100`, "
+             "or use method = ssa")
 
 
 def _as_model(model) -> Model:
@@ -69,11 +88,15 @@ def solve(model, method: str | None = None, params: dict | None = None, *,
     settings = settings_with(model, method, overrides)
     model = replace(model, settings=settings)
     chosen = settings.method
-    if chosen == "auto":
-        from . import analyze
+    if chosen != "ssa":
+        from .analysis.analyze import analyze
 
-        chosen = choose_method(model, analyze(model))
-        model = model.with_settings(method=chosen)
+        analysis = analyze(model, count_reachable=False)
+        if chosen == "auto":
+            chosen = choose_method(model, analysis)
+            model = model.with_settings(method=chosen)
+        if chosen != "ssa":
+            require_bounded(model, analysis, chosen)
     start = time.perf_counter()
     if chosen == "fsp":
         from .reference.fsp import solve_fsp

@@ -26,6 +26,8 @@ class Loc:
     source_line: str | None = None  # the text of that line, for the caret display
 
     def __str__(self) -> str:
+        if self.line <= 0:           # a whole-file problem (cannot read it, ...)
+            return self.file
         return f"{self.file}:{self.line}:{self.col}"
 
 

@@ -16,7 +16,7 @@ METHODS = ("tdvp", "ngd", "adam", "fsp", "ssa", "auto")
 ANNOTATIONS: dict[str, tuple[str | None, dict[str, object]]] = {
     "solve": ("method", {
         "method": METHODS, "dt": "float+", "t_end": "float+", "batch": "int+", "lr": "float+",
-        "lambda": "float0", "integrator": ("euler", "heun", "rk4"), "dtype": ("float32", "float64"),
+        "lambda": "float+", "integrator": ("euler", "heun", "rk4", "adaptive"), "dtype": ("float32", "float64"),
         "seed": "int0", "save_every": "int+", "epochs": "int+",
     }),
     "network": ("network", {"network": ("nade", "gru", "transformer"), "hidden": "int+", "layers": "int+"}),
@@ -120,3 +120,51 @@ def _rare_names(stmt: ast.Annotation, src, lowerer) -> list[str]:
                               src, node.pos)
         names.append(node.name)
     return names
+
+
+def _key_types() -> dict[str, object]:
+    """Settings field -> value type, over every annotation."""
+    types: dict[str, object] = {}
+    for _, keys in ANNOTATIONS.values():
+        for key, kind in keys.items():
+            types[_FIELD.get(key, key)] = kind
+    return types
+
+
+def check_setting(field: str, value):
+    """Validate one override (``crnlang.solve`` keyword or ``--set``) like its annotation would.
+
+    Returns the value converted to the field's type; raises ``CRNError`` with the valid values.
+    """
+    kind = _key_types().get(field)
+    if field == "rare":
+        names = (value,) if isinstance(value, str) else tuple(value)
+        return tuple(str(n) for n in names)
+    if kind is None:
+        return value
+    if isinstance(kind, tuple):
+        if value not in kind:
+            raise CRNError(f"setting {field} must be one of {' | '.join(kind)}, got {value!r}",
+                           hint=did_you_mean(str(value), kind) or f"use one of {', '.join(kind)}")
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise CRNError(f"setting {field} must be true or false, got {value!r}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CRNError(f"setting {field} must be a number, got {value!r}")
+    if kind.startswith("int"):
+        if float(value) != int(value):
+            raise CRNError(f"setting {field} must be a whole number, got {value!r}")
+        value = int(value)
+        if value < (1 if kind == "int+" else 0):
+            raise CRNError(f"setting {field} must be {'> 0' if kind == 'int+' else '>= 0'}, got {value}")
+        return value
+    value = float(value)
+    import math
+
+    if not math.isfinite(value) or (kind == "float+" and value <= 0) or \
+            (kind == "float0" and value < 0) or (kind == "unit" and not 0 <= value <= 1):
+        need = {"float+": "> 0", "float0": ">= 0", "unit": "in 0..1"}.get(kind, "finite")
+        raise CRNError(f"setting {field} must be {need}, got {value:g}")
+    return value
