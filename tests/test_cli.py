@@ -163,3 +163,29 @@ def test_console_script_never_prints_traceback(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr and "error" in proc.stderr
+
+
+@pytest.mark.parametrize("setting", ["dt=-1", "batch=0", "integrator=rk5", "lambda=0",
+                                     "dtype=float16"])
+def test_bad_setting_values_are_model_errors(tmp_path, bd_file, setting):
+    code, _, err = run("solve", bd_file, "--set", setting, "--out", tmp_path / "o")
+    assert code == 1 and "error: setting" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("text, message", [
+    ("kinetics power\nkinetics binomial\nspecies X <= 3\n", "2:10: error: kinetics binomial contradicts"),
+    ("model a\nmodel b\nspecies X <= 3\n", "2:1: error: a second model name"),
+])
+def test_contradicting_header_statements(tmp_path, text, message):
+    path = tmp_path / "m.crn"
+    path.write_text(text)
+    code, _, err = run("check", path)
+    assert code == 1 and message in err
+
+
+def test_unbounded_species_error_points_at_declaration(tmp_path):
+    path = tmp_path / "u.crn"
+    path.write_text("param k = 1\nspecies A <= 5, X\n0 -> X @ k\n")
+    code, _, err = run("solve", path, "--method", "fsp", "--out", tmp_path / "o")
+    assert code == 1
+    assert f"{path}:2:17: error: species 'X' has no upper bound" in err

@@ -321,6 +321,8 @@ class Lowerer:
         self.lattice: ir.Lattice | None = None
         self.kinetics = "binomial"
         self.name = default_name
+        self.kinetics_at: Loc | None = None     # where `kinetics` / `model` were first set
+        self.model_at: Loc | None = None
         self.observables: dict[str, ir.Observable] = {}
         self.nodes = 0
         self.diffusing: set[str] = set()
@@ -607,12 +609,22 @@ class Lowerer:
 
     def model_stmt(self, stmt: ast.ModelStmt, src: Source) -> None:
         check_name(stmt.name, "model", src, stmt.pos)
+        first = self.model_at
+        if first is not None and stmt.name != self.name:
+            raise _err(CRNSemanticError, f"a second model name '{stmt.name}' (already '{self.name}')",
+                       src, stmt.pos, f"first named at {first}; keep one `model` statement")
+        self.model_at = src.loc(stmt.pos)
         self.name = stmt.name
 
     def kinetics_stmt(self, stmt: ast.KineticsStmt, src: Source) -> None:
         if stmt.kind not in ir.KINETICS:
             raise _err(CRNSemanticError, f"unknown kinetics '{stmt.kind}'", src, stmt.kind_pos,
                        suggest(stmt.kind, ir.KINETICS) or f"use one of {', '.join(ir.KINETICS)}")
+        first = self.kinetics_at
+        if first is not None and stmt.kind != self.kinetics:
+            raise _err(CRNSemanticError, f"kinetics {stmt.kind} contradicts kinetics {self.kinetics}",
+                       src, stmt.kind_pos, f"first set at {first}; a model has one mass-action convention")
+        self.kinetics_at = src.loc(stmt.pos)
         self.kinetics = stmt.kind
 
     def lattice_stmts(self, items) -> None:
