@@ -226,12 +226,14 @@ def simulate(file, runs, seed, assignments, out, no_plots):
 @click.argument("xml", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the .crn here")
 @click.option("--lenient", is_flag=True, help="turn unsupported SBML features into warnings")
+@click.option("--default-bound", type=click.IntRange(min=1), metavar="N",
+              help="truncate every species without a bound at N (FSP and neural methods need one)")
 @guarded
-def import_command(xml, output, lenient):
+def import_command(xml, output, lenient, default_bound):
     """Convert an SBML model to .crn text."""
     from .io.sbml import import_sbml
 
-    text, warnings = import_sbml(xml, lenient=lenient)
+    text, warnings = import_sbml(xml, lenient=lenient, default_bound=default_bound)
     for w in warnings:
         click.echo(f"{xml}: warning: {w}", err=True)
     if output:
