@@ -20,6 +20,11 @@ L, M, H = 4, 80, 16
 LAM = 1e-3
 
 
+# the toggle switch's change vectors on (Gx, Gy, Px, Py): synthesis, decay, binding, unbinding
+TOGGLE_CHANGES = torch.tensor([[0, 0, 1, 0], [0, 0, 0, 1], [0, 0, -1, 0], [0, 0, 0, -1],
+                               [0, -1, -2, 0], [0, 1, 2, 0], [-1, 0, 0, -2], [1, 0, 0, 2]])
+
+
 def toggle_like_samples(n: int, generator: torch.Generator) -> torch.Tensor:
     """(n, 4) draws of a bimodal distribution: genes on/off, one protein high, one low."""
     high = torch.rand(n, generator=generator) < 0.5
@@ -65,7 +70,15 @@ def rows_for(dtype: torch.dtype, batch: int, repeat: int) -> dict[str, float]:
     values = values.to(dtype)
     O = ng.score_matrix(net, x)
     scores = ng.NadeScores.of(net, x)
-    out = {
+    shifted = x[:, None, :] - TOGGLE_CHANGES                        # (B, 8, 4) neighbours
+    out = {}
+    with torch.no_grad():
+        out["sample B"] = best_of(lambda: net.sample(batch, generator=g), repeat)
+        out["log_prob of B x 8 neighbours (flat)"] = best_of(
+            lambda: net.log_prob(shifted.reshape(-1, L)), repeat)
+        out["log_prob_shifted (prefix reuse + merge)"] = best_of(
+            lambda: net.log_prob_shifted(x, shifted), repeat)
+    out |= {
         "score_matrix (generic vmap)": best_of(lambda: ng.score_matrix(net, x), max(1, repeat // 2)),
         "NADE factors (NadeScores.of)": best_of(lambda: ng.NadeScores.of(net, x), repeat),
         "NADE dense scores": best_of(lambda: scores.dense(), repeat),
