@@ -215,3 +215,11 @@ def test_unique_rows_matches_torch_unique():
         unique, inverse = ng.unique_rows(x)
         expected, expected_inverse = torch.unique(x, dim=0, return_inverse=True)
         assert torch.equal(unique, expected) and torch.equal(inverse, expected_inverse)
+
+
+def test_indefinite_system_raises_with_a_remedy():
+    A = torch.tensor([[1.0, 2.0], [2.0, 1.0]], dtype=torch.float64)     # eigenvalues 3, -1
+    for dtype in (torch.float64, torch.float32):
+        with pytest.raises(CRNSolverError) as err:
+            ng._cholesky_solve(A.to(dtype), torch.ones(2, dtype=dtype), "test")
+        assert "positive definite" in err.value.message and "lambda" in err.value.hint

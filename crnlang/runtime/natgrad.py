@@ -327,8 +327,11 @@ def _normalised_weights(weights, B, dtype, device) -> torch.Tensor:
 
 
 def _cholesky_solve(A: torch.Tensor, rhs: torch.Tensor, what: str) -> torch.Tensor:
-    """Solve A y = rhs for symmetric positive definite A (n, n), rhs (n,)."""
+    """Solve A y = rhs for symmetric positive definite A (n, n), rhs (n,); only A's lower
+    triangle is read. A float32 matrix that fails to factor is retried in float64."""
     factor, info = torch.linalg.cholesky_ex(A)
+    if int(info) != 0 and A.dtype == torch.float32:
+        return _cholesky_solve(A.double(), rhs.double(), what).to(A.dtype)
     if int(info) != 0 or not bool(torch.isfinite(factor).all()):
         raise CRNSolverError(f"the {what} matrix is not positive definite (Cholesky failed)",
                              hint="use a larger lambda, or a smaller dt")

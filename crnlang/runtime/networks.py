@@ -69,6 +69,7 @@ class AutoregressiveNet(nn.Module):
         self.register_buffer("valid", valid)
         self.register_buffer("head_rows", rows)
         self.register_buffer("head_offsets", offsets)
+        self._head_slices = [(int(o), int(m)) for o, m in zip(offsets, sizes)]   # no device syncs
         # species grouped by size: one batched matmul per distinct M_i, no padding
         self.n_groups = 0
         for size in sorted(set(sizes.tolist())):
@@ -103,7 +104,7 @@ class AutoregressiveNet(nn.Module):
 
     def head(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Species i's output head: V_i (M_i, H), b_i (M_i,) (views of V and b)."""
-        start, size = int(self.head_offsets[i]), int(self.sizes[i])
+        start, size = self._head_slices[i]
         return self.V[start:start + size], self.b[start:start + size]
 
     def size_groups(self):
