@@ -197,3 +197,56 @@ def test_solve_entry_point_and_rare_event_estimate():
     assert abs(rare["estimate"] - exact_for_network) < 4 * rare["stderr"]
     truth = poisson_box(birth_death_lambda(10.0), 30)[6:].sum()
     assert exact_for_network == pytest.approx(truth, rel=0.2)
+
+
+# ------------------------------------------------------------------ proposals and estimates
+def _small_net(seed=0):
+    from crnlang.runtime.networks import make_network
+
+    g = torch.Generator().manual_seed(seed)
+    net = make_network("nade", [0, 0, 1], [3, 5, 4], hidden=8, dtype=torch.float64, generator=g)
+    with torch.no_grad():                      # a non-trivial distribution
+        for p in net.parameters():
+            p.add_(torch.randn(p.shape, generator=g, dtype=p.dtype))
+    return net
+
+
+@pytest.mark.parametrize("kind", ["alpha", "diffusive", "mixture"])
+def test_proposals_are_normalised_and_weights_unbiased(kind):
+    from crnlang.runtime.estimates import box_states
+    from crnlang.runtime.sampling import Sampler, log_box_size
+
+    net = _small_net()
+    sampler = Sampler(kind, alpha=0.4, kernel=1, uniform=0.3)
+    states = box_states([0, 0, 1], [3, 5, 4])
+    with torch.no_grad():
+        log_p = net.log_prob(states)
+        if kind == "mixture":
+            log_q = torch.logaddexp(log_p + math.log(0.7),
+                                    torch.full_like(log_p, math.log(0.3) - log_box_size(net)))
+        else:
+            log_q = net.proposal_log_prob(states, sampler.transform())
+    assert float(torch.exp(log_q).sum()) == pytest.approx(1.0, abs=1e-12)
+    # the weighted mean of X_0 from proposal samples matches the exact mean under P
+    exact = float((torch.exp(log_p) * states[:, 0]).sum())
+    x, w = sampler.draw(net, 40000, torch.Generator().manual_seed(1))
+    estimate = float((w * x[:, 0]).sum() / w.sum())
+    assert estimate == pytest.approx(exact, abs=0.03)
+
+
+def test_sampled_estimates_agree_with_enumeration(birth_death):
+    from crnlang.runtime.estimates import Estimator
+    from crnlang.runtime.networks import make_network
+
+    model, kernel = birth_death
+    net = make_network("nade", [0], [29], hidden=4, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        net.b.copy_(torch.log(torch.as_tensor(poisson_box(5.0, 30))))
+        net.V.zero_()
+    exact = Estimator(kernel, [0], [29]).snapshot(net, 1.0)
+    sampled = Estimator(kernel, [0], [29], generator=torch.Generator().manual_seed(0),
+                        exact_limit=0).snapshot(net, 1.0)
+    assert exact.means["X"] == pytest.approx(5.0, abs=1e-9)
+    assert abs(sampled.means["X"] - exact.means["X"]) < 4 * sampled.stderr["mean:X"]
+    assert abs(sampled.probs["many"] - exact.probs["many"]) < 4 * sampled.stderr["prob:many"]
+    assert hellinger(sampled.marginals["X"], exact.marginals["X"]) < 0.02

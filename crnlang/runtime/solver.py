@@ -134,7 +134,7 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
         extra = state["extra"]
     else:
         extra = fit_initial(net, kernel, lower, upper, init_spread, generator)
-        extra.update({"losses": [], "substeps": 0, "method": method})
+        extra.update({"losses": [], "substeps": 0, "method": method, "step_seconds": 0.0})
         step, t, h = 0, 0.0, dt
         snapshots = [estimator.snapshot(net, 0.0)]
 
@@ -158,16 +158,19 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
         t_target = target * dt
         if settings.integrator == "adaptive" and method == "tdvp":
             while t < t_target * (1 - 1e-12):
+                tick = time.perf_counter()
                 place = StepPlace(step, t, h, settings.lam, settings.dtype)
                 h_try = min(h, t_target - t)
                 taken, h_next = adaptive_step(tdvp, net, t, h_try, settings.t_end, tol, generator, place)
                 t = t_target if taken >= t_target - t else t + taken
                 h = max(h_next, h) if h_try < h and taken == h_try else h_next
                 extra["substeps"] += 1
+                extra["step_seconds"] += time.perf_counter() - tick
             step = target
             bar.update(target - bar.n)
         else:
             while step < target:
+                tick = time.perf_counter()
                 t = step * dt
                 place = StepPlace(step, t, dt, settings.lam, settings.dtype)
                 if method == "tdvp":
@@ -180,6 +183,7 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
                                                        epochs, generator, place))
                 step += 1
                 extra["substeps"] += 1
+                extra["step_seconds"] += time.perf_counter() - tick
                 bar.update(1)
             t = step * dt
         snapshots.append(estimator.snapshot(net, t))

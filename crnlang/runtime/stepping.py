@@ -25,7 +25,7 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from ..errors import CRNSolverError
 
 INTEGRATORS = ("euler", "heun", "rk4", "adaptive")
-MAX_UNSTABLE_FRACTION = 0.01   # samples allowed where 1 - dt*out(n) <= 0 (far tails, e.g. uniform ones)
+MAX_UNSTABLE_FRACTION = 0.5    # samples allowed where 1 - dt*out(n) <= 0 (far tails of a proposal)
 MIN_STAY = 1e-12               # 1 - dt*out(n) is clamped to this there
 
 
