@@ -270,16 +270,18 @@ class NADE(AutoregressiveNet):
     def _log_prob_shifted(self, x, shifted):
         """As the base method, exactly, but species i of a neighbour that agrees with x on
         species 0..j (j >= i-1) has x's hidden state h_i, so its conditional is read off x's
-        logits; only species after the first changed one are recomputed. A reaction that
-        changes only the last species costs a gather."""
+        logits; only species after the first changed one are recomputed, from x's
+        pre-activation plus the (sparse) change. A reaction that changes only the last
+        species costs a gather. Memory stays O(B K (L + H))."""
         B, K, L = shifted.shape
         k, inside_x = self.offsets_of(x)
         ks, inside = self.offsets_of(shifted.reshape(B * K, L))
-        differs = (ks.view(B, K, L) != k.unsqueeze(1)).view(B * K, L)
-        first = torch.where(differs.any(-1), differs.to(torch.uint8).argmax(-1), L)
+        change = (ks.view(B, K, L) - k.unsqueeze(1)).view(B * K, L)
+        moved = change != 0
+        first = torch.where(moved.any(-1), moved.to(torch.uint8).argmax(-1), L)
         parent = torch.arange(B, device=x.device).repeat_interleave(K)
         pre_x = self.pre_activations(k + self.lower)                  # (L, B, H)
-        pre_s = self.pre_activations(ks + self.lower)                 # (L, B K, H)
+        change = change.to(pre_x.dtype)
         log_p = pre_x.new_zeros(B)
         log_ps = pre_x.new_zeros(B * K)
         for i in range(L):
@@ -292,7 +294,8 @@ class NADE(AutoregressiveNet):
             term = term - lse[parent]
             new = torch.nonzero(first < i).flatten()
             if new.numel():
-                raw_new = torch.addmm(b, torch.sigmoid(pre_s[i, new]), V.t())
+                pre = torch.addmm(pre_x[i, parent[new]], change[new, :i], self.W[:, :i].t())
+                raw_new = torch.addmm(b, torch.sigmoid(pre), V.t())
                 term = term.index_put((new,), log_softmax_at(raw_new, ks[new, i]))
             log_ps = log_ps + term
         return (log_p.masked_fill(~inside_x, float("-inf")),
