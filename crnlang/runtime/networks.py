@@ -279,25 +279,35 @@ class NADE(AutoregressiveNet):
         change = (ks.view(B, K, L) - k.unsqueeze(1)).view(B * K, L)
         moved = change != 0
         first = torch.where(moved.any(-1), moved.to(torch.uint8).argmax(-1), L)
-        parent = torch.arange(B, device=x.device).repeat_interleave(K)
+        # rows sorted by their first changed species: those species i must recompute
+        # (first < i) are then a leading slice [0, n_i)
+        order = torch.argsort(first, stable=True)
+        n_before = torch.bincount(first, minlength=L + 1).cumsum(0).tolist()
+        # (index_select everywhere: much faster than advanced indexing)
+        ks_t = ks.index_select(0, order).t().contiguous()             # (L, B K)
+        change = change.index_select(0, order)
+        parent = torch.div(order, K, rounding_mode="floor")
         pre_x = self.pre_activations(k + self.lower)                  # (L, B, H)
         change = change.to(pre_x.dtype)
         log_p = pre_x.new_zeros(B)
         log_ps = pre_x.new_zeros(B * K)
         for i in range(L):
             V, b = self.head(i)
+            size = V.shape[0]
             raw = torch.addmm(b, torch.sigmoid(pre_x[i]), V.t())     # (B, M_i)
-            term = raw[parent, ks[:, i]]
+            term = raw.view(-1).index_select(0, parent * size + ks_t[i])
             picked = raw.gather(-1, k[:, i:i + 1]).squeeze(-1)
             lse = logsumexp_(raw)
             log_p = log_p + picked - lse
-            term = term - lse[parent]
-            new = torch.nonzero(first < i).flatten()
-            if new.numel():
-                pre = torch.addmm(pre_x[i, parent[new]], change[new, :i], self.W[:, :i].t())
+            term -= lse.index_select(0, parent)
+            n = n_before[i - 1] if i else 0
+            if n:
+                pre = torch.addmm(pre_x[i].index_select(0, parent[:n]), change[:n, :i],
+                                  self.W[:, :i].t())
                 raw_new = torch.addmm(b, torch.sigmoid(pre), V.t())
-                term = term.index_put((new,), log_softmax_at(raw_new, ks[new, i]))
-            log_ps = log_ps + term
+                term[:n] = log_softmax_at(raw_new, ks_t[i, :n])
+            log_ps += term
+        log_ps = torch.empty_like(log_ps).index_copy_(0, order, log_ps)
         return (log_p.masked_fill(~inside_x, float("-inf")),
                 log_ps.masked_fill(~inside, float("-inf")).view(B, K))
 
