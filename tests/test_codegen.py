@@ -176,9 +176,26 @@ def random_models(draw):
             rate = draw(rate_exprs(names, pnames))
         reactions.append(Reaction(f"r{k}", tuple(draw(stoich)), tuple(draw(stoich)), rate,
                                   mass_action))
+    observables = []
+    for i in range(draw(st.integers(0, 2))):
+        terms = tuple(Compare(draw(st.sampled_from(["<", "<=", ">", ">=", "==", "!="])),
+                              SpeciesRef(draw(st.sampled_from(names))),
+                              Const(float(draw(st.integers(0, 6)))))
+                      for _ in range(draw(st.integers(1, 3))))
+        expr = terms[0] if len(terms) == 1 else Logic(draw(st.sampled_from(["and", "or"])), terms)
+        if draw(st.booleans()):
+            expr = Logic("and", (expr, Unary("not", Compare(">", SpeciesRef(names[0]),
+                                                            Const(9.0)))))
+        observables.append(Observable(f"region{i}", expr, True, draw(st.booleans())))
     return Model(name="random", kinetics=draw(st.sampled_from(["binomial", "falling", "power"])),
                  params=params, species=tuple(species), reactions=tuple(reactions),
-                 init={s.name: InitDist("fixed", (s.lo,)) for s in species})
+                 init={s.name: InitDist("fixed", (s.lo,)) for s in species},
+                 observables=tuple(observables))
+
+
+def absorbed(model, state):
+    return any(evaluate(o.expr, model.param_values, state) for o in model.observables
+               if o.absorbing)
 
 
 def is_integer_valued(reaction, params):
@@ -227,6 +244,19 @@ def check_against_interpreter(model, seed, t):
         for k, r in enumerate(model.reactions):
             nxt = row + np.array([r.change().get(n, 0) for n in names])
             assert fires[b, k] == (in_box(row, names, bounds) and in_box(nxt, names, bounds))
+    # out_rates = propensity where the reaction fires and x is not absorbed; observables
+    out = kernel.out_rates(x, t).numpy()
+    absorbing = kernel.absorbing(x).numpy()
+    obs = kernel.observables(x, t)
+    for b, row in enumerate(states):
+        state = dict(zip(names, map(int, row)))
+        assert absorbing[b] == absorbed(model, state)
+        for o in model.observables:
+            assert obs[o.name][b].item() == evaluate(o.expr, model.param_values, state, t)
+        for k, r in enumerate(model.reactions):
+            nxt = row + np.array([r.change().get(n, 0) for n in names])
+            moves = in_box(nxt, names, bounds) and not absorbing[b]
+            assert out[b, k] == (got[b, k] if moves else 0.0)
     # shifted against a loop over reactions, and against the oracle
     x_prev, a_in = kernel.shifted(x, t)
     for k in range(len(model.reactions)):
@@ -238,8 +268,9 @@ def check_against_interpreter(model, seed, t):
     for b in range(len(states)):
         for k, r in enumerate(model.reactions):
             row = prev_np[b, k]
-            if in_box(row, names, bounds):
-                want_k = propensity(model, r, dict(zip(names, map(int, row))), t)
+            state = dict(zip(names, map(int, row)))
+            if in_box(row, names, bounds) and not absorbed(model, state):
+                want_k = propensity(model, r, state, t)
                 assert a_in[b, k].item() == pytest.approx(want_k, rel=1e-12, abs=1e-300)
             else:
                 assert a_in[b, k].item() == 0.0

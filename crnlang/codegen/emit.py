@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import CRNAnalysisError, CRNSemanticError
-from ..model.ir import Model, Reaction, uses_time
+from ..model.ir import Logic, Model, Reaction, uses_time
 from .exprs import ExprCompiler, Piece
 
 TEMPLATE = "kernel.py.j2"
@@ -197,18 +197,8 @@ class KernelSource:
 
     def propensity_prev_lines(self):
         """Reaction k's propensity at x - CHANGE[k]: the rows of f shifted by the change."""
-        lines = []
-        for k, r in enumerate(self.model.reactions):
-            change = self.change_full(r)
-
-            def col(name, change=change):
-                d = change[self.full_index[name]]
-                if d == 0:
-                    return self.row(name)
-                return f"({self.row(name)} - {d})" if d > 0 else f"({self.row(name)} + {-d})"
-            lines.append({"k": k, "code": self.propensity_code(r, col),
-                          "comment": self.reaction_comment(r)})
-        return lines
+        return [{"k": k, "code": self.propensity_code(r, self.shifted_col(r)),
+                 "comment": self.reaction_comment(r)} for k, r in enumerate(self.model.reactions)]
 
     def fires_lines(self):
         """fires(x): per reaction, the conditions that x + CHANGE[k] stays in the bounds."""
@@ -253,6 +243,67 @@ class KernelSource:
             piece = ExprCompiler(self.params, self.row).compile(obs.expr)
             out.append({"code": piece.truth(), "comment": comment_text(obs.name)})
         return out
+
+    def shifted_col(self, reaction: Reaction) -> Callable[[str], str]:
+        """Rows of f read at x - CHANGE[k]: ``(f[j] - d)`` for the species k changes."""
+        change = self.change_full(reaction)
+
+        def col(name):
+            d = change[self.full_index[name]]
+            if d == 0:
+                return self.row(name)
+            return f"({self.row(name)} - {d})" if d > 0 else f"({self.row(name)} + {-d})"
+        return col
+
+    def absorbing_prev(self):
+        """_absorbing_prev(x): is x - CHANGE[k] absorbed, for every k, in O(B K) work.
+
+        A region is an ``and``/``or`` of terms (a single condition is an ``and`` of one).
+        At x we count the deciding terms (false ones for ``and``, true ones for ``or``); at
+        x - CHANGE[k] only the terms that read a species k changes can differ, so their
+        count is corrected term by term. Returns (count locals, one line per reaction)."""
+        from ..model.ir import species_in
+
+        regions = []
+        for i, obs in enumerate(o for o in self.model.observables if o.absorbing):
+            expr = obs.expr
+            op, terms = (expr.op, expr.args) if isinstance(expr, Logic) else ("and", (expr,))
+            compiled = []
+            for term in terms:
+                piece = ExprCompiler(self.params, self.row).compile(term)
+                compiled.append((term, piece))
+            regions.append((i, op, compiled, comment_text(obs.name)))
+
+        def indicator(op, piece):
+            if piece.constant:
+                return "1" if bool(piece.value) != (op == "and") else "0"
+            return f"(~{piece.truth()})" if op == "and" else piece.truth()
+
+        counts = [{"var": f"n{i}", "comment": name,
+                   "code": "_ks.count(x.shape[0], x.device, "
+                           + ", ".join(indicator(op, p) for _, p in compiled) + ")"}
+                  for i, op, compiled, name in regions]
+        lines = []
+        for k, reaction in enumerate(self.model.reactions):
+            changed = {n for n, d in reaction.change().items() if d != 0}
+            col = self.shifted_col(reaction)
+            parts = []
+            for i, op, compiled, _ in regions:
+                affected = [(t, p) for t, p in compiled
+                            if not p.constant and species_in(t) & changed]
+                test = "== 0" if op == "and" else "> 0"
+                if not affected:
+                    parts.append(f"(n{i} {test})")
+                    continue
+                code = f"n{i}"
+                for term, piece in affected:
+                    moved = ExprCompiler(self.params, col).compile(term)
+                    code += (f" - {indicator(op, piece)}.to(torch.int32)"
+                             f" + _ks.as_count({indicator(op, moved)})")
+                parts.append(f"(({code}) {test})")
+            lines.append({"k": k, "code": " | ".join(parts),
+                          "comment": self.reaction_comment(reaction)})
+        return counts, lines
 
     def init_marginals(self):
         """One marginal constructor per species (code), validated here."""
@@ -303,6 +354,7 @@ class KernelSource:
 
         m = self.model
         full_locals, full_rows = self.full_rows()
+        absorb_counts, absorb_prev_lines = self.absorbing_prev()
         eliminated_map = {e.species: e.rebuild_terms() for e in self.eliminations}
         time_dependent = any(uses_time(r.rate) for r in m.reactions)
         lattice = None
@@ -349,6 +401,7 @@ class KernelSource:
             "observable_lines": self.observable_lines(),
             "observables_use_time": any(uses_time(o.expr) for o in m.observables),
             "absorbing_lines": self.absorbing_lines(),
+            "absorb_counts": absorb_counts, "absorb_prev_lines": absorb_prev_lines,
             "init_marginals": self.init_marginals(),
             "reduced_full_index": py_literal(reduced_full_index),
         }

@@ -34,6 +34,21 @@ def constant_row(value: int, rows: torch.Tensor) -> torch.Tensor:
     return torch.full((rows.shape[1],), value, dtype=rows.dtype, device=rows.device)
 
 
+def count(n: int, device, *indicators) -> torch.Tensor:
+    """(n,) int32: how many of the indicators ((n,) bool tensors or 0/1) are true."""
+    total = torch.zeros(n, dtype=torch.int32, device=device)
+    for ind in indicators:
+        total += ind
+    return total
+
+
+def as_count(indicator):
+    """A (B,) bool indicator (or a 0/1 constant) as int32, for count arithmetic."""
+    if isinstance(indicator, torch.Tensor):
+        return indicator.to(torch.int32)
+    return int(indicator)
+
+
 def bound_tensor(values, device) -> torch.Tensor:
     """(L,) int64 bounds on ``device``; None (no upper bound) becomes NO_UPPER."""
     return torch.tensor([NO_UPPER if v is None else v for v in values], dtype=torch.int64,
