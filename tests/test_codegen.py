@@ -604,6 +604,37 @@ def test_hostile_file_through_the_front_end(tmp_path, monkeypatch):
                                   oracle_propensities(model, full.numpy(), 0.0))
 
 
+def test_parsed_model_with_funcs_stdlib_time_and_all_kinetics():
+    """Text through the front end: a user func, stdlib rate laws, t, min/max and a
+    conservation law, in each kinetics convention, against the interpreter."""
+    for kinetics in ("binomial", "falling", "power"):
+        model = crnlang.parse(f"""
+            kinetics {kinetics}
+            use ratelaws
+            param k = 0.3, K = 4
+            func pulse(a) = 1 + sin(a * t) ^ 2
+            species G in 0..1, G_on in 0..1, R <= 12, P <= 15
+            G + 2 R <-> G_on @ k, 2
+            0 => R @ 3 * hillr(P, K, 2) * pulse(0.5)
+            G_on => G_on + P @ mm(R, 5, K) + min(P, 2, t)
+            3 P -> P + R @ k / 10
+            R -> 0 @ max(1, R / 4)
+            init G = 1, R ~ poisson(2), P ~ binomial(6, 0.5)
+            observe active = G_on > 0 and P >= 2
+            observe load = R + 2 * G_on
+        """)
+        kernel = compile_model(model)
+        assert kernel.ELIMINATED and kernel.TIME_DEPENDENT
+        x = random_walk(kernel, 20, 25, seed=1)
+        full = kernel.full_state(x)
+        for t in (0.0, 1.7):
+            np.testing.assert_allclose(kernel.propensities(x, t).numpy(),
+                                       oracle_propensities(model, full.numpy(), t),
+                                       rtol=1e-12, atol=1e-300)
+        support = kernel.init_support()
+        assert torch.logsumexp(kernel.init_log_prob(support), 0).item() == pytest.approx(0, abs=1e-9)
+
+
 def test_literals_roundtrip():
     from crnlang.codegen.exprs import float_literal
     for v in [0.1, 1e-300, -2.5, 1 / 3, 1e22, -0.0]:

@@ -317,8 +317,11 @@ class KernelSource:
                 ctor, args = self._marginal(dist)
                 getattr(ks, ctor)(*args, lo=lo, hi=hi)          # validates
             except (ValueError, TypeError) as err:
-                raise CRNSemanticError(f"initial distribution of {name!r}: {err}",
-                                       getattr(dist, "loc", None)) from None
+                loc = getattr(dist, "loc", None) or self.model.species_by_name(name).loc
+                raise CRNSemanticError(
+                    f"initial distribution of {name!r}: {err}", loc,
+                    hint=f"give {name!r} an initial value inside {lo}..{'' if hi is None else hi}"
+                    f" (init {name} = N)") from None
             arg_code = ", ".join(py_literal(a) for a in args)
             out.append({"code": f"_ks.{ctor}({arg_code}, lo={lo}, hi={py_literal(hi)})",
                         "comment": comment_text(f"{name} ~ {dist.kind}{tuple(dist.args)}")})
