@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import math
+import numbers
 import os
 import sys
 import tempfile
@@ -36,9 +37,10 @@ def py_literal(value: Any) -> str:
     """Python source for a plain value (str, int, float, bool, None, list/tuple/dict of them)."""
     if value is None or isinstance(value, bool):
         return repr(value)
-    if isinstance(value, int):
+    if isinstance(value, numbers.Integral):
         return repr(int(value))
-    if isinstance(value, float):
+    if isinstance(value, numbers.Real):
+        value = float(value)
         if math.isnan(value):
             return "math.nan"
         if math.isinf(value):
@@ -358,7 +360,11 @@ class KernelSource:
         m = self.model
         full_locals, full_rows = self.full_rows()
         absorb_counts, absorb_prev_lines = self.absorbing_prev()
-        eliminated_map = {e.species: e.rebuild_terms() for e in self.eliminations}
+        eliminated_map = {}
+        for e in self.eliminations:
+            total, others, own = e.rebuild_terms()
+            eliminated_map[e.species] = (int(total), {k: int(v) for k, v in others.items()},
+                                         int(own))
         time_dependent = any(uses_time(r.rate) for r in m.reactions)
         lattice = None
         if m.lattice is not None:
