@@ -5,6 +5,13 @@ rendered from ``templates/kernel.py.j2``; everything model-specific is computed 
 strings of code. User text (names, labels, paths) reaches the generated source only as
 ``repr``'d string literals or inside comments with every non-printable character replaced;
 identifiers and column indices are derived from positions, never from names.
+
+Layout of the generated code: states are read as rows ``f[j]`` of the full state
+(L_full, B), one per species in model order (``_full_rows``), and per-reaction results are
+written to rows of (K, B) buffers, one straight line of torch code per reaction; the public
+(B, K) results are transposed views of those buffers. ``shifted`` evaluates reaction k's
+propensity (and support and absorbing tests) only at its own x - CHANGE[k], by reading the
+rows shifted by the change, so it costs O(B K) beyond building x_prev.
 """
 from __future__ import annotations
 
@@ -114,6 +121,7 @@ class KernelSource:
     def _rebuild_parts(self, elimination, col: Callable[[str], str]) -> tuple[str, int]:
         """(numerator code, own coefficient > 0): species = numerator / own."""
         total, others, own = elimination.rebuild_terms()
+        total, own, others = int(total), int(own), {k: int(v) for k, v in others.items()}
         if own < 0:
             total, others, own = -total, {k: -v for k, v in others.items()}, -own
         code = str(total)
