@@ -16,7 +16,11 @@ Three kinds of conditionals:
   and its hidden state gives the next conditional.
 * ``transformer``: causal self-attention over the same inputs, with learned positions.
 
-All three share the output heads V, b (species i uses rows offset_i .. offset_i + M_i).
+All three share the output heads V, b (species i uses rows offset_i .. offset_i + M_i);
+species of equal size share one batched matmul, and no padding outcome is ever evaluated
+in ``log_prob``. ``log_prob_shifted(x, x - nu)`` gives log P at the K neighbours of every
+sample (the CME's in-flux) for a fraction of a flat ``log_prob``: repeated samples are
+evaluated once and NADE reuses x's conditionals up to the first changed species.
 """
 from __future__ import annotations
 
