@@ -9,6 +9,9 @@ from crnlang.runtime.networks import KINDS, make_network
 
 LOWER, UPPER = [0, 1, 2], [4, 3, 9]          # sizes 5, 3, 8
 
+# torch.func.jvp loads its decompositions through torch.jit.script, which warns (torch's own)
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
