@@ -249,6 +249,9 @@ def solve_sr(net: AutoregressiveNet, x: torch.Tensor, weights: torch.Tensor | No
     if lam <= 0:
         raise CRNSolverError("the regularisation lambda must be positive", hint="use e.g. lam = 1e-3")
     dtype = net.V.dtype
+    if x.ndim != 2 or x.shape[0] == 0 or values.shape != (x.shape[0],):
+        raise ValueError(f"solve_sr needs x (B, L) with B >= 1 and values (B,), got "
+                         f"{tuple(x.shape)} and {tuple(values.shape)}")
     w = _normalised_weights(weights, x.shape[0], dtype, x.device)
     values = values.to(dtype)
     if not bool(torch.isfinite(values).all()):
