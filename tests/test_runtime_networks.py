@@ -213,3 +213,13 @@ def test_log_prob_without_autograd_equals_with(kind):
         without = net.log_prob(box)
     assert torch.allclose(with_grad.detach(), without, atol=1e-13)
     assert abs(float(without.exp().sum()) - 1) < 1e-12
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_state_dict_round_trip(kind):
+    net = peaked(kind, layers=2)
+    fresh = make_network(kind, LOWER, UPPER, hidden=6, layers=2)
+    fresh.load_state_dict(net.state_dict())
+    box = whole_box()
+    assert torch.equal(fresh.log_prob(box), net.log_prob(box))
+    assert set(net.state_dict()) >= {"lower", "sizes"}

@@ -70,9 +70,10 @@ class AutoregressiveNet(nn.Module):
         valid = outcome[None, :] < sizes[:, None]                              # (L, M_max)
         # row of the flat head for (species i, outcome m); padding points at row 0 (masked)
         rows = torch.where(valid, offsets[:, None] + outcome[None, :], torch.zeros((), dtype=torch.int64))
-        self.register_buffer("valid", valid)
-        self.register_buffer("head_rows", rows)
-        self.register_buffer("head_offsets", offsets)
+        # derived from the bounds: not part of the state_dict (lower and sizes are)
+        self.register_buffer("valid", valid, persistent=False)
+        self.register_buffer("head_rows", rows, persistent=False)
+        self.register_buffer("head_offsets", offsets, persistent=False)
         self._head_slices = [(int(o), int(m)) for o, m in zip(offsets, sizes)]   # no device syncs
         # species grouped by size: one batched matmul per distinct M_i, no padding
         self.n_groups = 0
