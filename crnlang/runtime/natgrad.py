@@ -260,6 +260,9 @@ def solve_sr(net: AutoregressiveNet, x: torch.Tensor, weights: torch.Tensor | No
     centred = values - w @ values
     norm = float(w @ (centred * centred))                 # ||v~||^2 over all samples
     if merge:
+        if not bool((w > 0).all()):                 # zero-weight rows of O~ are zero rows
+            keep = w > 0
+            x, w, values = x[keep], w[keep], values[keep]
         x, w, values = merge_duplicates(x, w, values)
     sw = w.sqrt()
     v_tilde = sw * (values - w @ values)
