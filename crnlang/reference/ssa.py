@@ -84,27 +84,41 @@ def run_direct_method(kernel, times: np.ndarray, runs: int, seed: int, device: s
 
 
 def _constant_loop(kernel, x, record: "_Recorder", gen, t_end: float) -> int:
+    """The direct method on untruncated propensities, with blocked jumps as null events.
+
+    A reaction whose jump would leave the support is drawn with its propensity but leaves
+    the state unchanged (a self-loop). Self-loops do not change the law of the jump process:
+    the holding time in x is still Exp(sum of the allowed rates) and the next state is still
+    chosen with probability a_k / (sum of the allowed rates), i.e. the process of
+    ``out_rates``. It saves the (B, K) support test: only the drawn jump is checked.
+    Absorbing states have no events at all.
+    """
     device = x.device
     change = kernel.CHANGE.to(device)
     runs = x.shape[0]
     t = torch.zeros(runs, dtype=torch.float64, device=device)
     active = torch.arange(runs, device=device)
     xa = x.clone()
+    absorbing = bool(kernel.ABSORBING)
     events = 0
     while active.numel():
-        a = kernel.out_rates(xa, 0.0).to(torch.float64)
+        a = kernel.propensities(xa, 0.0).to(torch.float64)
         cum = a.cumsum(dim=1)
         a0 = cum[:, -1]
+        if absorbing:
+            a0 = torch.where(kernel.absorbing(xa), torch.zeros_like(a0), a0)
         u = torch.rand((2, active.numel()), generator=gen, dtype=torch.float64, device=device)
         t_new = t - torch.log1p(-u[0]) / a0            # inf where a0 == 0
         record.until(active, t_new, xa)
-        go = t_new <= t_end
-        pick = (cum < ((1.0 - u[1]) * a0)[:, None]).sum(dim=1)
-        xa = xa + change[pick]
+        pick = torch.searchsorted(cum, ((1.0 - u[1]) * a0)[:, None]).squeeze(1)
+        target = xa + change[pick.clamp(max=change.shape[0] - 1)]
+        moved = kernel.in_support(target)
+        xa = torch.where(moved[:, None], target, xa)
         t = t_new
+        go = t_new <= t_end
+        events += int((moved & go).sum())
         if not bool(go.all()):
             xa, t, active = xa[go], t[go], active[go]
-        events += int(active.numel())
     return events
 
 
@@ -198,15 +212,17 @@ class _Recorder:
         self.traj = torch.zeros((runs, len(times), width), dtype=torch.int64, device=device)
         self.next = torch.zeros(runs, dtype=torch.int64, device=device)
         self.index = torch.arange(len(times), device=device)
+        inf = torch.tensor([np.inf], dtype=torch.float64, device=device)
+        self.times_padded = torch.cat([self.times, inf])   # next save time; inf when all done
 
     def until(self, rows: torch.Tensor, t_new: torch.Tensor, x: torch.Tensor) -> None:
         """Runs ``rows`` keep state ``x`` (B, L) at every save time < t_new (B,)."""
-        count = torch.searchsorted(self.times, t_new.contiguous(), right=False)
         start = self.next[rows]
-        moving = count > start
+        moving = t_new > self.times_padded[start]     # most events pass no save time
         if not bool(moving.any()):
             return
-        rows, start, count, x = rows[moving], start[moving], count[moving], x[moving]
+        rows, start, x, t_new = rows[moving], start[moving], x[moving], t_new[moving]
+        count = torch.searchsorted(self.times, t_new.contiguous(), right=False)
         self.next[rows] = count
         done = count >= len(self.times_np)           # the run is finished: fill every later save
         if bool(done.any()):
