@@ -5,6 +5,12 @@ CSV's printed precision, whichever is looser). SSA with 10^4 runs must pass the 
 criteria: Z = sqrt(n) (mean_sim - mean) / sd in (-3, 3) and Y = sqrt(n / 2) (var_sim / sd^2 - 1)
 in (-5, 5) at every time, allowing the single rare failure a correct simulator shows now and
 then (README-suite.md).
+
+Y assumes the sample variance has the Gaussian standard error sd^2 sqrt(2/n), i.e. kurtosis 3.
+Late in 00003 (birth-death heading for extinction) the kurtosis is about 100 and a correct
+simulator fails Y at several times (checked against FSP: the variance is right to 2 robust
+standard errors). So a Y failure is excused only where the sample kurtosis exceeds 5 AND the
+kurtosis-corrected statistic (s^2 - sd^2) / sqrt((m4 - s^4) / n) lies in (-5, 5).
 """
 from __future__ import annotations
 
@@ -95,7 +101,11 @@ def test_ssa_passes_the_suite_criteria(case):
         varying = sd > 0
         z = np.sqrt(runs) * (res.mean(name)[varying] - mean[varying]) / sd[varying]
         y = np.sqrt(runs / 2) * (res.var(name)[varying] / sd[varying] ** 2 - 1)
-        failures += int(np.sum(np.abs(z) >= 3) + np.sum(np.abs(y) >= 5))
+        var_se = res.stderr[f"var:{name}"][varying]          # sqrt((m4 - s^4) / n)
+        kurtosis = (var_se ** 2 * runs + res.var(name)[varying] ** 2) / res.var(name)[varying] ** 2
+        y_robust = (res.var(name)[varying] - sd[varying] ** 2) / var_se
+        excused = (kurtosis > 5) & (np.abs(y_robust) < 5)
+        failures += int(np.sum(np.abs(z) >= 3) + np.sum((np.abs(y) >= 5) & ~excused))
         # where the analytic sd is 0 the simulation must be exact
         assert np.array_equal(res.mean(name)[~varying], mean[~varying]), name
     assert failures <= 1, f"{case}: {failures} failed checks"
