@@ -2,7 +2,8 @@
 
 NADE H = 16 over L = 4 species with M = 80 outcomes each (P = 5520), B = 2000 samples, fitted
 first to a bimodal toggle-like distribution so that the Gram matrix is as ill-conditioned as
-in a real run. Prints one table: seconds (best of --repeat) per operation, float64 and float32.
+in a real run. Prints one table: seconds (best of --repeat) per operation, float64 and float32 ("merged":
+repeated samples merged first, as solve_sr does by default; "all rows": merge=False).
 
     python benchmarks/bench_natgrad.py [--threads N] [--repeat R] [--batch B]
 """
@@ -123,7 +124,8 @@ def main() -> None:
           f"lambda={LAM} threads={torch.get_num_threads()}")
     print(f"{'operation':40s} " + " ".join(f"{k:>10s}" for k in table))
     for name in names:
-        print(f"{name:40s} " + " ".join(f"{table[k][name]:10.4f}" for k in table))
+        fmt = "10.1e" if name.startswith("rel.") else "10.0f" if name.startswith("unique") else "10.4f"
+        print(f"{name:40s} " + " ".join(f"{table[k][name]:{fmt}}" for k in table))
 
 
 if __name__ == "__main__":
