@@ -175,7 +175,7 @@ class AutoregressiveNet(nn.Module):
         """
         if not (torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())):
             first, inverse = unique_row_index(x)
-            if first.shape[0] < 0.9 * x.shape[0]:           # repeated samples: solve once each
+            if first.shape[0] < 0.9 * x.shape[0]:           # repeated samples: evaluate each once
                 their_shifted = shifted[first]
                 if torch.equal(their_shifted[inverse], shifted):
                     log_p, log_ps = self._log_prob_shifted(x[first], their_shifted)
@@ -204,7 +204,7 @@ class AutoregressiveNet(nn.Module):
         cdf = probs.cumsum(-1)
         u = torch.rand(probs.shape[0], 1, dtype=probs.dtype, device=probs.device, generator=generator)
         k = (cdf < u * cdf[:, -1:]).sum(-1)
-        return k.clamp(max=int(self.sizes[i]) - 1)
+        return k.clamp(max=self._head_slices[i][1] - 1)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None,
