@@ -100,18 +100,19 @@ def _constant_loop(kernel, x, record: "_Recorder", gen, t_end: float) -> int:
     active = torch.arange(runs, device=device)
     xa = x.clone()
     absorbing = bool(kernel.ABSORBING)
+    n_reactions = change.shape[0]
     events = 0
     while active.numel():
-        a = kernel.propensities(xa, 0.0).to(torch.float64)
-        cum = a.cumsum(dim=1)
-        a0 = cum[:, -1]
+        # (K, B) layout: the generated kernels fill a (K, B) buffer, so rows are contiguous
+        cum = kernel.propensities(xa, 0.0).to(torch.float64).T.contiguous().cumsum_(dim=0)
+        a0 = cum[-1]
         if absorbing:
             a0 = torch.where(kernel.absorbing(xa), torch.zeros_like(a0), a0)
         u = torch.rand((2, active.numel()), generator=gen, dtype=torch.float64, device=device)
         t_new = t - torch.log1p(-u[0]) / a0            # inf where a0 == 0
         record.until(active, t_new, xa)
-        pick = torch.searchsorted(cum, ((1.0 - u[1]) * a0)[:, None]).squeeze(1)
-        target = xa + change[pick.clamp(max=change.shape[0] - 1)]
+        pick = (cum < (1.0 - u[1]) * a0).sum(dim=0)    # first k with cum_k >= U a0
+        target = xa + change[pick.clamp_(max=n_reactions - 1)]
         moved = kernel.in_support(target)
         xa = torch.where(moved[:, None], target, xa)
         t = t_new
