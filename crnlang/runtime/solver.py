@@ -162,6 +162,7 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
                 place = StepPlace(step, t, h, settings.lam, settings.dtype)
                 h_try = min(h, t_target - t)
                 taken, h_next = adaptive_step(tdvp, net, t, h_try, settings.t_end, tol, generator, place)
+                extra.setdefault("adaptive_steps", []).append((t, taken))
                 t = t_target if taken >= t_target - t else t + taken
                 h = max(h_next, h) if h_try < h and taken == h_try else h_next
                 extra["substeps"] += 1
