@@ -348,7 +348,8 @@ def _cholesky_solve(A: torch.Tensor, rhs: torch.Tensor, what: str) -> torch.Tens
     factor, info = torch.linalg.cholesky_ex(A)
     if int(info) != 0 and A.dtype == torch.float32:
         return _cholesky_solve(A.double(), rhs.double(), what).to(A.dtype)
-    if int(info) != 0 or not bool(torch.isfinite(factor).all()):
+    # a NaN anywhere propagates to the diagonal; the strict upper part may be garbage
+    if int(info) != 0 or not bool(torch.isfinite(factor.diagonal()).all()):
         raise CRNSolverError(f"the {what} matrix is not positive definite (Cholesky failed)",
                              hint="use a larger lambda, or a smaller dt")
     return torch.cholesky_solve(rhs.unsqueeze(-1), factor).squeeze(-1)
