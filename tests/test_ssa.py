@@ -120,3 +120,17 @@ def test_solve_dispatches_to_both_backends():
     sim = crnlang.solve(model, method="ssa", t_end=2.0, batch=3000, seed=9)
     assert sim.method == "ssa" and sim.extra["runs"] == 3000 and sim.settings["seed"] == 9
     assert np.all(np.abs(sim.mean("X") - exact.mean("X"))[1:] < 4 * sim.stderr["mean:X"][1:])
+
+
+def test_ssa_warns_when_the_bounds_refuse_jumps():
+    runs = 3000
+    model = immigration_death(k=10, g=1, hi=12, t_end=3, dt=0.1, save_every=10, batch=runs)
+    with pytest.warns(UserWarning, match="declared bounds"):
+        res = solve_ssa(model)
+    assert res.extra["blocked_jumps"] > 0 and res.marginals["X"].shape[1] == 13
+    with pytest.warns(UserWarning, match="truncation edge"):
+        exact = solve_fsp(model)
+    assert_marginals_agree(res, exact, ["X"], runs)      # the same truncated process
+    quiet = solve_ssa(immigration_death(k=10, g=1, hi=80, t_end=3, dt=0.1, save_every=10,
+                                        batch=500))
+    assert quiet.extra["blocked_jumps"] == 0 and not quiet.warnings

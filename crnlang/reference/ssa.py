@@ -24,6 +24,7 @@ generated kernel cannot provide for an arbitrary rate expression.
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -33,6 +34,7 @@ from ..result import Result
 from .common import kernel_of, save_times
 
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(5)
+BLOCKED_WARN = 1e-4          # warn when this fraction of the jumps hits a declared bound
 
 
 # ------------------------------------------------------------------ public entry points
@@ -50,7 +52,7 @@ def simulate(model: Model, runs: int | None = None, seed: int | None = None,
     times = save_times(settings)
     runs = int(settings.batch if runs is None else runs)
     seed = int(settings.seed if seed is None else seed)
-    reduced, _ = run_direct_method(kernel, times, runs, seed, device, dt=settings.dt)
+    reduced, _, _ = run_direct_method(kernel, times, runs, seed, device, dt=settings.dt)
     return times, full_trajectories(kernel, reduced)
 
 
@@ -59,11 +61,16 @@ def solve_ssa_kernel(kernel, settings: Settings, device: str = "cpu") -> Result:
     start = time.perf_counter()
     times = save_times(settings)
     runs = int(settings.batch)
-    reduced, events = run_direct_method(kernel, times, runs, int(settings.seed), device,
-                                        dt=settings.dt)
+    reduced, events, blocked = run_direct_method(kernel, times, runs, int(settings.seed), device,
+                                                 dt=settings.dt)
     result = trajectory_statistics(kernel, times, reduced, settings)
-    result.extra["events"] = int(events)
-    result.extra["runs"] = runs
+    result.extra.update(events=int(events), runs=runs, blocked_jumps=int(blocked))
+    if blocked > BLOCKED_WARN * max(events, 1):
+        message = (f"SSA: {blocked:,} of {events + blocked:,} drawn jumps would have left the "
+                   f"declared bounds and were refused (the truncation is active); raise the bounds "
+                   f"or drop them (SSA needs none)")
+        result.warnings.append(message)
+        warnings.warn(message, stacklevel=2)
     result.wall_seconds = time.perf_counter() - start
     return result
 
@@ -72,7 +79,8 @@ def solve_ssa_kernel(kernel, settings: Settings, device: str = "cpu") -> Result:
 def run_direct_method(kernel, times: np.ndarray, runs: int, seed: int, device: str = "cpu",
                       dt: float = 0.0):
     """Simulate ``runs`` trajectories; return (states at ``times`` (runs, T, L) int64 tensor,
-    number of reaction events). ``dt`` sets the quadrature slices of time-dependent rates."""
+    number of reaction events, number of jumps refused by the declared bounds; the latter is
+    counted for constant rates only). ``dt`` sets the quadrature slices of time-dependent rates."""
     gen = torch.Generator(device=device).manual_seed(seed)
     x = kernel.init_sample(runs, generator=gen).to(device=device, dtype=torch.int64)
     record = _Recorder(times, x, device)
@@ -80,7 +88,7 @@ def run_direct_method(kernel, times: np.ndarray, runs: int, seed: int, device: s
         events = _hazard_loop(kernel, x, record, gen, float(times[-1]), dt)
     else:
         events = _constant_loop(kernel, x, record, gen, float(times[-1]))
-    return record.traj, events
+    return record.traj, events, record.blocked
 
 
 def _constant_loop(kernel, x, record: "_Recorder", gen, t_end: float) -> int:
@@ -117,8 +125,10 @@ def _constant_loop(kernel, x, record: "_Recorder", gen, t_end: float) -> int:
         xa = torch.where(moved[:, None], target, xa)
         t = t_new
         go = t_new <= t_end
-        events += int((moved & go).sum())
-        if not bool(go.all()):
+        n_go, n_moved = (torch.stack([go, moved & go]).sum(dim=1)).tolist()
+        events += n_moved
+        record.blocked += n_go - n_moved
+        if n_go < active.numel():
             xa, t, active = xa[go], t[go], active[go]
     return events
 
@@ -212,6 +222,7 @@ class _Recorder:
         runs, width = x0.shape
         self.traj = torch.zeros((runs, len(times), width), dtype=torch.int64, device=device)
         self.next = torch.zeros(runs, dtype=torch.int64, device=device)
+        self.blocked = 0                               # jumps the truncation refused
         self.index = torch.arange(len(times), device=device)
         inf = torch.tensor([np.inf], dtype=torch.float64, device=device)
         self.times_padded = torch.cat([self.times, inf])   # next save time; inf when all done
