@@ -21,3 +21,14 @@ def examples_dir() -> Path:
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     return SHARED
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """Small tensor work stalls when two threads share a busy 2-core machine: use one."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
