@@ -250,3 +250,65 @@ def test_sampled_estimates_agree_with_enumeration(birth_death):
     assert abs(sampled.means["X"] - exact.means["X"]) < 4 * sampled.stderr["mean:X"]
     assert abs(sampled.probs["many"] - exact.probs["many"]) < 4 * sampled.stderr["prob:many"]
     assert hellinger(sampled.marginals["X"], exact.marginals["X"]) < 0.02
+
+
+# ------------------------------------------------------------------ against FSP (delta starts)
+def fsp_errors(model, result) -> np.ndarray:
+    """(T, species) Hellinger distances of the marginals to FSP at the saved times."""
+    exact = crnlang.solve(model, method="fsp", t_end=float(result.times[-1]),
+                          dt=float(result.times[1]), save_every=1)
+    return np.array([[hellinger(result.marginals[n][i], exact.marginal(n, t)) for n in result.species]
+                     for i, t in enumerate(result.times)])
+
+
+DELTA_START = dict(method="tdvp", integrator="adaptive", sampling="alpha", alpha=0.3, reweight=False)
+
+
+@pytest.fixture(scope="module")
+def toggle():
+    model = crnlang.load(EXAMPLES / "toggle_switch.crn")
+    return model, crnlang.compile(model)
+
+
+def test_toggle_switch_start_matches_fsp(toggle):
+    """The stiff start from a delta (mass leaves at rate 100): adaptive tdvp, every species."""
+    model, kernel = toggle
+    settings = model.settings.updated(**DELTA_START, t_end=0.02, dt=0.005, save_every=2, batch=500)
+    result = run_neural(kernel, settings, tol=3e-2)
+    errors = fsp_errors(model, result)
+    assert errors.max() < 0.02, errors
+
+
+@pytest.mark.slow
+def test_toggle_switch_to_half_matches_fsp(toggle):
+    model, kernel = toggle
+    settings = model.settings.updated(**DELTA_START, t_end=0.5, dt=0.005, save_every=10, batch=1000)
+    result = run_neural(kernel, settings, tol=3e-2)
+    errors = fsp_errors(model, result)
+    assert errors.max() < 0.02, errors
+
+
+@pytest.mark.slow
+def test_toggle_switch_full_run_matches_fsp(toggle):
+    model, kernel = toggle
+    settings = model.settings.updated(**DELTA_START, t_end=40.0, dt=0.005, save_every=400, batch=2000)
+    result = run_neural(kernel, settings, tol=3e-2)
+    errors = fsp_errors(model, result)
+    assert errors.max() < 0.02, errors
+
+
+def test_gene_expression_matches_fsp():
+    model = crnlang.load(EXAMPLES / "gene_expression.crn")
+    settings = model.settings.updated(**DELTA_START, t_end=4.0, dt=0.1, save_every=20, batch=500)
+    result = run_neural(crnlang.compile(model), settings, tol=3e-2)
+    errors = fsp_errors(model, result)
+    assert errors.max() < 0.01, errors
+
+
+@pytest.mark.slow
+def test_gene_expression_long_matches_fsp():
+    model = crnlang.load(EXAMPLES / "gene_expression.crn")
+    settings = model.settings.updated(**DELTA_START, t_end=20.0, dt=0.1, save_every=50, batch=1000)
+    result = run_neural(crnlang.compile(model), settings, tol=3e-2)
+    errors = fsp_errors(model, result)
+    assert errors.max() < 0.01, errors
