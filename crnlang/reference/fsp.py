@@ -269,14 +269,33 @@ def out_rate_table(kernel, states: np.ndarray, t: float) -> np.ndarray:
     return np.concatenate(parts).astype(np.float64)
 
 
+class Generator:
+    """The CME generator A(t) of fixed sparsity: dP/dt = A P, (N, N) CSR, columns sum to 0.
+
+    The CSR structure (one entry per jump, plus the diagonal) is laid out once; each call
+    only recomputes the rates from the kernel and permutes them into place.
+    """
+
+    def __init__(self, kernel, states: np.ndarray, jumps: Transitions):
+        self.kernel, self.states, self.jumps = kernel, states, jumps
+        n = len(states)
+        rows = np.concatenate([jumps.dst, np.arange(n)])
+        cols = np.concatenate([jumps.src, np.arange(n)])
+        self.order = np.lexsort((cols, rows))
+        self.indices = cols[self.order].astype(np.int64)
+        self.indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))]).astype(np.int64)
+
+    def __call__(self, t: float) -> sparse.csr_matrix:
+        n = len(self.states)
+        rates = out_rate_table(self.kernel, self.states, t)[self.jumps.src, self.jumps.reaction]
+        exit_rate = np.bincount(self.jumps.src, weights=rates, minlength=n)
+        data = np.concatenate([rates, -exit_rate])[self.order]
+        return sparse.csr_matrix((data, self.indices, self.indptr), shape=(n, n))
+
+
 def generator(kernel, states: np.ndarray, jumps: Transitions, t: float) -> sparse.csr_matrix:
     """The CME generator A at time t: dP/dt = A P.  (N, N) CSR, columns sum to 0."""
-    n = len(states)
-    rates = out_rate_table(kernel, states, t)[jumps.src, jumps.reaction]
-    exit_rate = np.bincount(jumps.src, weights=rates, minlength=n)
-    rows = np.concatenate([jumps.dst, np.arange(n)])
-    cols = np.concatenate([jumps.src, np.arange(n)])
-    return sparse.csr_matrix((np.concatenate([rates, -exit_rate]), (rows, cols)), shape=(n, n))
+    return Generator(kernel, states, jumps)(t)
 
 
 # ------------------------------------------------------------------ time stepping
@@ -284,9 +303,7 @@ def propagate(kernel, states, codec, p0: np.ndarray, times: np.ndarray):
     """Yield P(t) (N,) at every saved time."""
     jumps = transitions(kernel, states, codec)
     if kernel.TIME_DEPENDENT:
-        def generator_at(t):
-            return generator(kernel, states, jumps, t)
-
+        generator_at = Generator(kernel, states, jumps)
         probe = np.linspace(float(times[0]), float(times[-1]), 9)
         q = max(float(-generator_at(t).diagonal().min()) for t in probe) if len(states) else 0.0
         method = "RK45" if q * float(times[-1]) <= EXPLICIT_LIMIT else "BDF"
