@@ -226,16 +226,19 @@ class _Recorder:
         self.index = torch.arange(len(times), device=device)
         inf = torch.tensor([np.inf], dtype=torch.float64, device=device)
         self.times_padded = torch.cat([self.times, inf])   # next save time; inf when all done
+        self.next_time = torch.full((runs,), float(times[0]), dtype=torch.float64, device=device)
 
     def until(self, rows: torch.Tensor, t_new: torch.Tensor, x: torch.Tensor) -> None:
         """Runs ``rows`` keep state ``x`` (B, L) at every save time < t_new (B,)."""
-        start = self.next[rows]
-        moving = t_new > self.times_padded[start]     # most events pass no save time
+        moving = t_new > self.next_time[rows]         # most events pass no save time
         if not bool(moving.any()):
             return
-        rows, start, x, t_new = rows[moving], start[moving], x[moving], t_new[moving]
+        sel = moving.nonzero().squeeze(1)
+        rows, x, t_new = rows[sel], x[sel], t_new[sel]
+        start = self.next[rows]
         count = torch.searchsorted(self.times, t_new.contiguous(), right=False)
         self.next[rows] = count
+        self.next_time[rows] = self.times_padded[count]
         done = count >= len(self.times_np)           # the run is finished: fill every later save
         if bool(done.any()):
             r, s0, xd = rows[done], start[done], x[done]
