@@ -22,14 +22,23 @@ def one_thread():
 
 
 def assert_marginals_agree(ssa, exact, names, runs):
-    """Every bin of every marginal at every saved time within 4 standard errors (+1/runs)."""
+    """Every bin of every marginal at every saved time within 4 standard errors (+1/runs).
+
+    With many hundred bins a correct sampler puts one bin beyond 4 SE a few per cent of the
+    time (seen: 2-site Schlögl, 850 bins; 24,000 more runs showed max |z| 3.5, no bias), so
+    one such bin per thousand compared is allowed, at least one in all.
+    """
+    outside, bins = 0, 0
     for name in names:
         p_ssa, p_exact = ssa.marginals[name], exact.marginals[name]
         width = max(p_ssa.shape[1], p_exact.shape[1])
         p_ssa = np.pad(p_ssa, ((0, 0), (0, width - p_ssa.shape[1])))
         p_exact = np.pad(p_exact, ((0, 0), (0, width - p_exact.shape[1])))
         se = np.sqrt(p_exact * (1 - p_exact) / runs)
-        assert np.all(np.abs(p_ssa - p_exact) <= 4 * se + 1.0 / runs), name
+        outside += int(np.sum(np.abs(p_ssa - p_exact) > 4 * se + 1.0 / runs))
+        assert np.all(np.abs(p_ssa - p_exact) <= 6 * se + 1.0 / runs), name
+        bins += p_exact.size
+    assert outside <= max(1, bins // 1000), f"{outside} of {bins} bins beyond 4 standard errors"
 
 
 def z_scores(res, name, exact_mean):
