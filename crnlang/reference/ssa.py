@@ -45,15 +45,17 @@ def solve_ssa(model: Model) -> Result:
 
 
 def simulate(model: Model, runs: int | None = None, seed: int | None = None,
-             device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
-    """Raw trajectories at the save grid: (times (T,), states (runs, T, L_full) int64)."""
+             device: str = "cpu") -> np.ndarray:
+    """Raw trajectories: (runs, T, L_full) int64 copy numbers of ALL_SPECIES at the save grid
+    ``crnlang.reference.common.save_times(model.settings)``; runs/seed default to the settings'
+    batch/seed."""
     settings = model.settings
     kernel = kernel_of(model)
     times = save_times(settings)
     runs = int(settings.batch if runs is None else runs)
     seed = int(settings.seed if seed is None else seed)
     reduced, _, _ = run_direct_method(kernel, times, runs, seed, device, dt=settings.dt)
-    return times, full_trajectories(kernel, reduced)
+    return full_trajectories(kernel, reduced)
 
 
 def solve_ssa_kernel(kernel, settings: Settings, device: str = "cpu") -> Result:
