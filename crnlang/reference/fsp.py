@@ -9,6 +9,12 @@ the in- and the out-flux (``out_rates`` is zero for it), so probability is conse
 solve is exact for the truncated system. Absorbing regions have zero out-rates, so
 ``prob(obs)`` of an absorbing observable is its first-passage curve.
 
+Edge mass (``Result.edge_mass``, one value per saved time): the probability of the states where
+a jump with positive propensity is refused because it would push a species past its DECLARED
+upper bound (bounds from conservation laws are exact, not truncations; absorbing states are
+excluded). Above 1e-4 at any saved time, FSP warns and names the bounds to raise.
+``Result.extra["states"]`` is the number of reachable states solved on.
+
 Integrators
     constant rates:   uniformisation (Jensen's method): exp(hA) p = sum_n Pois(n; qh) B^n p with
                       B = I + A/q, q >= max exit rate. Every term is non-negative, so there is no
