@@ -26,6 +26,7 @@ from ..errors import CRNSolverError
 
 INTEGRATORS = ("euler", "heun", "rk4", "adaptive")
 MAX_UNSTABLE_FRACTION = 0.5    # samples allowed where 1 - dt*out(n) <= 0 (far tails of a proposal)
+MAX_LOG_RATIO = 600.0          # P_t(n - nu)/P_t(n) is capped at e^600 (finite in float64)
 MIN_STAY = 1e-12               # 1 - dt*out(n) is clamped to this there
 
 
@@ -48,7 +49,7 @@ def local_rate(net, kernel, x: torch.Tensor, t: float,
         if log_p is None:
             log_p = net.log_prob(x)
         log_p_prev, a_in = shifted_log_probs(net, kernel, x, t)
-        ratio = torch.exp(log_p_prev - log_p[:, None])
+        ratio = torch.exp((log_p_prev - log_p[:, None]).clamp(max=MAX_LOG_RATIO))
         in_flux = torch.where(a_in > 0, a_in * ratio, torch.zeros_like(ratio)).sum(-1)
         out = kernel.out_rates(x, t).to(log_p.dtype).sum(-1)
     return in_flux - out
@@ -211,12 +212,12 @@ def adaptive_step(tdvp: TDVP, net, t: float, h: float, h_max: float, tol: float,
         if start is not None:
             generator.set_state(start)
         set_theta(net, theta)
-        k1, x, w = tdvp.velocity(net, t, generator, place)
+        k1, x, w = tdvp.velocity(net, t, generator, place, dt=h)
         euler = theta + h * k1
         if start is not None:
             generator.set_state(start)
         set_theta(net, euler)
-        k2 = tdvp.velocity(net, t + h, generator, place)[0]
+        k2 = tdvp.velocity(net, t + h, generator, place, dt=h)[0]
         heun = theta + 0.5 * h * (k1 + k2)
         check_finite(heun, "the network parameters", place)
         with torch.no_grad():
