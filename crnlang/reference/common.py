@@ -1,4 +1,4 @@
-"""What FSP and SSA share: the save grid, the compiled kernel, statistics into a ``Result``."""
+"""What FSP and SSA share: the save grid, the compiled kernel, the declared bounds."""
 from __future__ import annotations
 
 import math
@@ -32,14 +32,3 @@ def kernel_of(model: Model):
 def declared_upper(model: Model) -> dict[str, int]:
     """Species -> declared finite upper bound (the truncation, not a conservation-law bound)."""
     return {s.name: s.hi for s in model.species if s.hi is not None}
-
-
-def marginal_table(values: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:
-    """P(x = 0..size-1) from integer ``values`` (N,) and ``weights`` (T, N) -> (T, size)."""
-    from scipy import sparse
-
-    values = np.asarray(values, dtype=np.int64)
-    inside = (values >= 0) & (values < size)
-    onehot = sparse.csr_matrix((np.ones(int(inside.sum())), (np.flatnonzero(inside), values[inside])),
-                               shape=(len(values), size))
-    return np.asarray((onehot.T @ np.asarray(weights).T).T)

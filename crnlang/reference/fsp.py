@@ -43,7 +43,7 @@ from scipy import sparse
 from ..errors import CRNAnalysisError, CRNSolverError
 from ..model.ir import Model, Settings
 from ..result import Result
-from .common import declared_upper, kernel_of, marginal_table, save_times
+from .common import declared_upper, kernel_of, save_times
 
 DEFAULT_MAX_STATES = 5_000_000
 EDGE_WARN = 1e-4
