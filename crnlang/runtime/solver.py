@@ -28,7 +28,7 @@ from .stepping import INTEGRATORS, TDVP, StepPlace, adaptive_step, integrate
 METHODS = ("tdvp", "ngd", "adam")
 DEFAULT_EPOCHS = {"adam": 100, "ngd": 5, "tdvp": 1}
 INIT_SPREAD = 1e-5       # mass of the initial distribution spread uniformly over the box
-ADAPTIVE_TOL = 1e-3      # rms change of log P per step allowed by the adaptive integrator
+ADAPTIVE_TOL = 3e-2      # weighted rms change of log P per step (heun vs euler) allowed by "adaptive"
 INIT_KL_WARN = 1e-2
 EDGE_WARN = 1e-3
 DTYPES = {"float32": torch.float32, "float64": torch.float64}

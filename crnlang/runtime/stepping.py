@@ -26,6 +26,7 @@ from ..errors import CRNSolverError
 
 INTEGRATORS = ("euler", "heun", "rk4", "adaptive")
 MAX_UNSTABLE_FRACTION = 0.5    # samples allowed where 1 - dt*out(n) <= 0 (far tails of a proposal)
+KEY_PAD = 4                    # margin of the row keys of unique_log_prob
 MAX_LOG_RATIO = 600.0          # P_t(n - nu)/P_t(n) is capped at e^600 (finite in float64)
 MIN_STAY = 1e-12               # 1 - dt*out(n) is clamped to this there
 
@@ -36,10 +37,40 @@ def shifted_log_probs(net, kernel, x: torch.Tensor, t: float) -> tuple[torch.Ten
     x_prev, a_in = kernel.shifted(x, t)
     B, K, L = x_prev.shape
     with torch.no_grad():
-        log_p_prev = net.log_prob(x_prev.reshape(B * K, L)).view(B, K)
+        log_p_prev = unique_log_prob(net, x_prev.reshape(B * K, L)).view(B, K)
     a_in = a_in.to(log_p_prev.dtype)
     log_p_prev = log_p_prev.masked_fill(a_in <= 0, -math.inf)
     return log_p_prev, a_in
+
+
+def unique_log_prob(net, x: torch.Tensor) -> torch.Tensor:
+    """(N, L) -> (N,) log P(x), one forward pass over the distinct rows only.
+
+    The shifted states of a batch repeat a lot (samples repeat, and reactions with the same
+    change vector give the same shift). Rows are told apart by one int64 key per row (mixed
+    radix over the box widened by KEY_PAD on each side; states further out are clamped to
+    that margin, which merges only states outside the box, all of log P = -inf).
+    """
+    lower = net.lower.to(x.device)
+    radix = net.sizes.to(x.device) + 2 * KEY_PAD
+    if math.prod(int(r) for r in radix) >= 2 ** 62:
+        return net.log_prob(x)
+    digits = (x.to(torch.int64) - lower + KEY_PAD).clamp(min=0)
+    digits = torch.minimum(digits, radix - 1)
+    strides = torch.cumprod(torch.cat([radix.new_ones(1), radix[:-1]]), 0)
+    keys = (digits * strides).sum(-1)
+    distinct, first, inverse = _unique_rows(keys)
+    if distinct > 0.8 * x.shape[0]:
+        return net.log_prob(x)
+    return net.log_prob(x[first])[inverse]
+
+
+def _unique_rows(keys: torch.Tensor) -> tuple[int, torch.Tensor, torch.Tensor]:
+    """(number of distinct keys, index of one row per distinct key, inverse map)."""
+    values, inverse = torch.unique(keys, return_inverse=True)
+    first = torch.empty(values.shape[0], dtype=torch.int64, device=keys.device)
+    first.scatter_(0, inverse, torch.arange(keys.shape[0], device=keys.device))
+    return values.shape[0], first, inverse
 
 
 def local_rate(net, kernel, x: torch.Tensor, t: float,
