@@ -133,3 +133,14 @@ def test_unbounded_species_is_refused_with_a_hint():
     with pytest.raises(CRNAnalysisError, match="'X'") as err:
         fsp(model)
     assert "X <= " in err.value.hint
+
+
+def test_memory_guard_on_a_wide_initial_distribution():
+    """init_support() gives up above 1e6 states; FSP then refuses a box above its limit."""
+    model = crnlang.parse("""
+        species X <= 1999, Y <= 1999
+        X -> 0 @ 1
+        init X ~ uniform(0, 1999), Y ~ uniform(0, 1999)
+    """)
+    with pytest.raises(CRNSolverError, match="initial distribution is spread over a box of 4,000,000"):
+        fsp(model, max_states=100_000)

@@ -35,6 +35,7 @@ from .common import kernel_of, save_times
 
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(5)
 BLOCKED_WARN = 1e-4          # warn when this fraction of the jumps hits a declared bound
+CHUNK_STATES = 1 << 20       # recorded states per kernel call in the statistics
 
 
 # ------------------------------------------------------------------ public entry points
@@ -80,7 +81,7 @@ def solve_ssa_kernel(kernel, settings: Settings, device: str = "cpu") -> Result:
 # ------------------------------------------------------------------ the direct method
 def run_direct_method(kernel, times: np.ndarray, runs: int, seed: int, device: str = "cpu",
                       dt: float = 0.0):
-    """Simulate ``runs`` trajectories; return (states at ``times`` (runs, T, L) int64 tensor,
+    """Simulate ``runs`` trajectories; return (states at ``times`` (runs, T, L) int32 tensor,
     number of reaction events, number of jumps refused by the declared bounds; the latter is
     counted for constant rates only). ``dt`` sets the quadrature slices of time-dependent rates."""
     gen = torch.Generator(device=device).manual_seed(seed)
@@ -222,7 +223,7 @@ class _Recorder:
         self.times_np = times
         self.times = torch.as_tensor(times, dtype=torch.float64, device=device)
         runs, width = x0.shape
-        self.traj = torch.zeros((runs, len(times), width), dtype=torch.int64, device=device)
+        self.traj = torch.zeros((runs, len(times), width), dtype=torch.int32, device=device)
         self.next = torch.zeros(runs, dtype=torch.int64, device=device)
         self.blocked = 0                               # jumps the truncation refused
         self.index = torch.arange(len(times), device=device)
@@ -243,11 +244,12 @@ class _Recorder:
         self.next_time[rows] = self.times_padded[count]
         done = count >= len(self.times_np)           # the run is finished: fill every later save
         if bool(done.any()):
-            r, s0, xd = rows[done], start[done], x[done]
+            r, s0, xd = rows[done], start[done], x[done].to(torch.int32)
             later = self.index[None, :] >= s0[:, None]
             self.traj[r] = torch.where(later[:, :, None], xd[:, None, :], self.traj[r])
             keep = ~done
             rows, start, count, x = rows[keep], start[keep], count[keep], x[keep]
+        x = x.to(torch.int32)
         while rows.numel():                          # usually one or two saves per event
             self.traj[rows, start] = x
             start = start + 1
@@ -257,40 +259,45 @@ class _Recorder:
 
 
 # ------------------------------------------------------------------ statistics
-def full_trajectories(kernel, reduced: torch.Tensor) -> np.ndarray:
-    """(runs, T, L) reduced states -> (runs, T, L_full) int64 numpy."""
+def full_trajectories(kernel, reduced: torch.Tensor, dtype=np.int64) -> np.ndarray:
+    """(runs, T, L) reduced states -> (runs, T, L_full) numpy, rebuilt in chunks of runs."""
     runs, T, L = reduced.shape
-    flat = reduced.reshape(runs * T, L)
-    full = kernel.full_state(flat)
-    if full.is_floating_point():
-        full = full.round()
-    return full.to(torch.int64).reshape(runs, T, -1).cpu().numpy()
+    out = np.empty((runs, T, len(kernel.ALL_SPECIES)), dtype=dtype)
+    for lo, hi in _run_chunks(runs, T):
+        full = kernel.full_state(reduced[lo:hi].reshape(-1, L).to(torch.int64))
+        if full.is_floating_point():
+            full = full.round()
+        out[lo:hi] = full.to(torch.int64).reshape(hi - lo, T, -1).cpu().numpy()
+    return out
+
+
+def _run_chunks(runs: int, T: int):
+    """(lo, hi) ranges of runs holding about CHUNK_STATES recorded states each."""
+    step = max(1, CHUNK_STATES // max(T, 1))
+    for lo in range(0, runs, step):
+        yield lo, min(lo + step, runs)
 
 
 def trajectory_statistics(kernel, times: np.ndarray, reduced: torch.Tensor,
                           settings: Settings) -> Result:
     """Means, variances, marginals and observables of sampled trajectories, with standard errors."""
-    full = full_trajectories(kernel, reduced)                 # (R, T, L_full)
+    full = full_trajectories(kernel, reduced, dtype=np.int32)        # (R, T, L_full)
     runs = full.shape[0]
     names = tuple(kernel.ALL_SPECIES)
     means, variances, marginals, probs, stderr = {}, {}, {}, {}, {}
     for j, name in enumerate(names):
-        values = full[:, :, j].astype(np.float64)
-        _moments(name, values, means, variances, stderr)
+        _moments(name, full[:, :, j].astype(np.float64), means, variances, stderr)
         hi = kernel.FULL_UPPER[j]
         size = max(int(hi) if hi is not None else 0, int(full[:, :, j].max(initial=0))) + 1
         marginals[name] = _histograms(full[:, :, j], size)
-    if kernel.OBSERVABLES:
-        flat = reduced.reshape(-1, reduced.shape[-1])
-        t_flat = torch.as_tensor(np.tile(times, runs), dtype=torch.float64, device=flat.device)
-        for name, v in _observables(kernel, flat, t_flat, times).items():
-            v = v.reshape(runs, len(times))
-            if v.dtype == bool:
-                p = v.mean(axis=0)
-                probs[name] = p
-                stderr[f"prob:{name}"] = np.sqrt(p * (1 - p) / runs)
-            else:
-                _moments(name, v.astype(np.float64), means, variances, stderr)
+    del full
+    for name, v in _observables(kernel, reduced, times).items():
+        if v.dtype == bool:
+            p = v.mean(axis=0)
+            probs[name] = p
+            stderr[f"prob:{name}"] = np.sqrt(p * (1 - p) / runs)
+        else:
+            _moments(name, v.astype(np.float64), means, variances, stderr)
     return Result(method="ssa", model_name=kernel.NAME, times=times.copy(), species=names,
                   means=means, variances=variances, marginals=marginals, probs=probs,
                   stderr=stderr, edge_mass=None, settings=settings.to_dict())
@@ -317,14 +324,24 @@ def _histograms(values: np.ndarray, size: int) -> np.ndarray:
     return counts.reshape(T, size) / runs
 
 
-def _observables(kernel, flat, t_flat, times) -> dict[str, np.ndarray]:
-    """Observables of every recorded state; time-dependent ones at each row's own time."""
-    try:
-        table = kernel.observables(flat, t_flat)
-    except Exception:  # noqa: BLE001 - a kernel that only takes a scalar t: one call per time
-        per_time = len(times)
-        rows = flat.reshape(-1, per_time, flat.shape[-1])
-        parts = [kernel.observables(rows[:, i], float(times[i])) for i in range(per_time)]
-        return {name: np.stack([p[name].cpu().numpy() for p in parts], axis=1).ravel()
-                for name in parts[0]}
-    return {name: v.cpu().numpy() for name, v in table.items()}
+def _observables(kernel, reduced: torch.Tensor, times: np.ndarray) -> dict[str, np.ndarray]:
+    """Observables of every recorded state (runs, T, L) -> {name: (runs, T)}; time-dependent
+    ones at each state's own saved time."""
+    if not kernel.OBSERVABLES:
+        return {}
+    runs, T, L = reduced.shape
+    parts: dict[str, list] = {}
+    for lo, hi in _run_chunks(runs, T):
+        flat = reduced[lo:hi].reshape(-1, L).to(torch.int64)
+        t_flat = torch.as_tensor(np.tile(times, hi - lo), dtype=torch.float64, device=flat.device)
+        try:
+            table = {k: v.cpu().numpy().reshape(hi - lo, T)
+                     for k, v in kernel.observables(flat, t_flat).items()}
+        except Exception:  # noqa: BLE001 - a kernel that takes only a scalar t: one call per time
+            rows = flat.reshape(hi - lo, T, L)
+            per_time = [kernel.observables(rows[:, i], float(times[i])) for i in range(T)]
+            table = {k: np.stack([p[k].cpu().numpy() for p in per_time], axis=1)
+                     for k in per_time[0]}
+        for k, v in table.items():
+            parts.setdefault(k, []).append(v)
+    return {k: np.concatenate(v) for k, v in parts.items()}
