@@ -144,3 +144,13 @@ def test_memory_guard_on_a_wide_initial_distribution():
     """)
     with pytest.raises(CRNSolverError, match="initial distribution is spread over a box of 4,000,000"):
         fsp(model, max_states=100_000)
+
+
+def test_two_site_schlogl_reproduces_the_published_exact_numbers():
+    """METHOD.md: for 2 sites at t = 1 an exact solve gives P(low) ~ 7.5e-2, P(high) ~ 0.77."""
+    res = fsp(schlogl_chain(2, t_end=1.0, dt=0.01, save_every=50))
+    assert res.extra["states"] == 85 * 85
+    assert abs(res.prob("low")[-1] - 0.0751) < 1e-4
+    assert abs(res.prob("high")[-1] - 0.771) < 1e-3
+    assert res.edge_mass.max() < 1e-4
+    assert np.allclose(res.mean("total"), res.mean("X[0]") + res.mean("X[1]"))
