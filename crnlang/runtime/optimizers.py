@@ -105,14 +105,18 @@ def smoothed(marginals: list[torch.Tensor], spread: float) -> list[torch.Tensor]
     return [(1 - spread) * p + spread / p.numel() for p in marginals]
 
 
-def set_product_distribution(net, marginals: list[torch.Tensor]) -> bool:
+def set_product_distribution(net, marginals: list[torch.Tensor], keep_v: float = 0.0) -> bool:
     """Make ``net`` exactly the product of ``marginals`` by zeroing the output weights V and
-    setting the output biases b to log p_i. Returns False when the network has no V/b heads."""
+    setting the output biases b to log p_i. Returns False when the network has no V/b heads.
+
+    ``keep_v`` > 0 keeps that fraction of the random output weights instead: P_theta is then
+    the product only approximately, but the hidden layer's gradient (which is proportional
+    to V) is not zero, so correlations between species can build up from the first step."""
     V, b, rows = getattr(net, "V", None), getattr(net, "b", None), getattr(net, "head_rows", None)
     if V is None or b is None or rows is None:
         return False
     with torch.no_grad():
-        V.zero_()
+        V.mul_(keep_v)
         for i, p in enumerate(marginals):
             b[rows[i, :p.numel()]] = torch.log(p).to(b.dtype)
     return True
@@ -147,12 +151,12 @@ def product_kl(net, marginals: list[torch.Tensor], generator, n: int = 20000) ->
         return float((log_target_p - net.log_prob(x).to(torch.float64)).mean())
 
 
-def fit_initial(net, kernel, lower, upper, spread: float, generator) -> dict:
+def fit_initial(net, kernel, lower, upper, spread: float, generator, keep_v: float = 0.0) -> dict:
     """Fit P_theta to the initial distribution (smoothed by ``spread``); returns
     {"init_kl": KL(target || P_theta), "init_spread": spread, "init_fit": "exact" | "adam"}."""
     marginals = smoothed(initial_marginals(kernel, lower, upper), spread)
     how = "exact"
-    if not set_product_distribution(net, marginals):
+    if not set_product_distribution(net, marginals, keep_v):
         fit_product(net, marginals, generator)
         how = "adam"
     return {"init_kl": product_kl(net, marginals, generator), "init_spread": spread, "init_fit": how}

@@ -84,7 +84,7 @@ def save_steps(settings) -> list[int]:
 def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
                progress: bool = False, init_spread: float = INIT_SPREAD,
                tol: float = ADAPTIVE_TOL, log_euler: bool = False, solver: str = "auto",
-               stop_after_saves: int | None = None) -> Result:
+               stop_after_saves: int | None = None, keep_v: float = 0.0) -> Result:
     """The neural solve of a kernel module (see the module docstring).
 
     ``log_euler``: the tdvp euler step uses the reference's values log(1 + dt E)/dt instead
@@ -133,7 +133,7 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
         snapshots = [Snapshot.from_state(s) for s in state["snapshots"]]
         extra = state["extra"]
     else:
-        extra = fit_initial(net, kernel, lower, upper, init_spread, generator)
+        extra = fit_initial(net, kernel, lower, upper, init_spread, generator, keep_v)
         extra.update({"losses": [], "substeps": 0, "method": method, "step_seconds": 0.0})
         step, t, h = 0, 0.0, dt
         snapshots = [estimator.snapshot(net, 0.0)]
