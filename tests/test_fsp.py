@@ -24,7 +24,8 @@ def test_save_grid():
     from crnlang.model.ir import Settings
 
     assert np.allclose(save_times(Settings(t_end=1.0, dt=0.1, save_every=2)), np.arange(6) * 0.2)
-    assert np.allclose(save_times(Settings(t_end=1.0, dt=0.3, save_every=1)), [0, 0.3, 0.6, 0.9, 1.0])
+    assert np.allclose(save_times(Settings(t_end=1.0, dt=0.3, save_every=2)), [0, 0.6, 0.9])
+    assert save_times(Settings(t_end=40.0, dt=0.005, save_every=10))[-1] == 40.0
 
 
 def test_immigration_death_poisson_start_is_poisson_at_all_times():
