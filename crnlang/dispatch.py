@@ -11,7 +11,8 @@ from .model.settings import check_setting
 
 METHODS = ("tdvp", "ngd", "adam", "fsp", "ssa", "auto")
 NEURAL = ("tdvp", "ngd", "adam")
-FSP_AUTO_LIMIT = 2_000_000      # states; above this `auto` does not pick FSP
+FSP_AUTO_MAX_LOG10_STATES = 6.3     # `auto` never picks FSP above ~2 million box states
+FSP_AUTO_MAX_WORK = 2e11            # ... nor when states * reactions * max rate * t_end exceeds this
 
 _ALIASES = {"lambda": "lam"}
 
@@ -37,12 +38,37 @@ def settings_with(model: Model, method: str | None, overrides: dict) -> Settings
 
 
 def choose_method(model: Model, analysis) -> str:
-    """``auto``: exact FSP when the reduced, bounded box is small enough, else TDVP, else SSA."""
+    """``auto``: exact FSP when it is cheap, else TDVP; SSA when some species is unbounded.
+
+    FSP's cost (uniformisation or Krylov) grows like states x reactions x (largest exit
+    rate x t_end): a 3-site Schlögl box has only 6e5 states but exit rates near 1.5e5, so FSP
+    would take half an hour there while the 2-site one takes seconds.
+    """
     if analysis.unbounded():
         return "ssa"
-    if analysis.log10_reduced is not None and analysis.log10_reduced <= 6.3:
-        return "fsp"
-    return "tdvp"
+    if analysis.log10_reduced is None or analysis.log10_reduced > FSP_AUTO_MAX_LOG10_STATES:
+        return "tdvp"
+    work = (10 ** analysis.log10_reduced * max(len(model.reactions), 1)
+            * max_exit_rate(model) * model.settings.t_end)
+    return "fsp" if work <= FSP_AUTO_MAX_WORK else "tdvp"
+
+
+def max_exit_rate(model: Model, samples: int = 4096) -> float:
+    """An estimate of the largest total out-rate over the box: random box states plus the
+    all-low and all-high corners, through the compiled kernel."""
+    import torch
+
+    from .codegen.emit import compile_model
+
+    kernel = compile_model(model)
+    lo = torch.tensor(kernel.LOWER, dtype=torch.float64)
+    hi = torch.tensor(kernel.UPPER, dtype=torch.float64)
+    generator = torch.Generator().manual_seed(0)
+    states = lo + torch.floor(torch.rand(samples, len(lo), generator=generator, dtype=torch.float64)
+                              * (hi - lo + 1))
+    states = torch.cat([states, lo[None], hi[None]]).to(torch.int64)
+    rates = kernel.out_rates(states, model.settings.t_end)
+    return float(rates.sum(dim=1).max()) if rates.numel() else 0.0
 
 
 def require_bounded(model: Model, analysis, method: str) -> None:

@@ -49,3 +49,19 @@ def test_result_errors_name_what_exists():
     res = crnlang.solve(EXAMPLE, method="fsp", t_end=1.0)
     with pytest.raises(crnlang.CRNError, match="known: X"):
         res.mean("x_")
+
+
+def test_auto_weighs_fsp_cost_not_only_state_count():
+    from crnlang.analysis.analyze import analyze
+    from crnlang.dispatch import choose_method
+
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[1] / "examples" / "schlogl1d.crn").read_text()
+    two_sites = crnlang.parse(text)
+    three_sites = crnlang.parse(text.replace("chain(2)", "chain(3)"))
+    assert "chain(2)" in text
+    assert choose_method(two_sites, analyze(two_sites, count_reachable=False)) == "fsp"
+    # 6e5 states but exit rates ~1e5: FSP would take half an hour
+    assert choose_method(three_sites, analyze(three_sites, count_reachable=False)) == "tdvp"
+    unbounded = crnlang.parse("species X\n0 -> X @ 1\n")
+    assert choose_method(unbounded, analyze(unbounded, count_reachable=False)) == "ssa"
