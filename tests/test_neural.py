@@ -343,3 +343,9 @@ def test_early_life_matches_fsp(early_life):
     result = run_neural(kernel, early_settings(model, 0.01), tol=3e-2)
     errors = fsp_errors(model, result)
     assert errors.max() < 0.02, errors
+
+
+def test_plain_sampling_from_a_point_start_warns(toggle):
+    model, kernel = toggle
+    result = run_neural(kernel, model.settings.updated(method="tdvp", t_end=0.01, dt=0.005, batch=200))
+    assert any("alpha, reweight = false" in w for w in result.warnings)

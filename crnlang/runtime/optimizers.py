@@ -153,13 +153,17 @@ def product_kl(net, marginals: list[torch.Tensor], generator, n: int = 20000) ->
 
 def fit_initial(net, kernel, lower, upper, spread: float, generator, keep_v: float = 0.0) -> dict:
     """Fit P_theta to the initial distribution (smoothed by ``spread``); returns
-    {"init_kl": KL(target || P_theta), "init_spread": spread, "init_fit": "exact" | "adam"}."""
-    marginals = smoothed(initial_marginals(kernel, lower, upper), spread)
+    {"init_kl": KL(target || P_theta), "init_spread": spread, "init_fit": "exact" | "adam",
+    "init_point_mass": every species starts (almost) at one value}."""
+    exact = initial_marginals(kernel, lower, upper)
+    point_mass = all(float(p.max()) > 0.99 for p in exact)
+    marginals = smoothed(exact, spread)
     how = "exact"
     if not set_product_distribution(net, marginals, keep_v):
         fit_product(net, marginals, generator)
         how = "adam"
-    return {"init_kl": product_kl(net, marginals, generator), "init_spread": spread, "init_fit": how}
+    return {"init_kl": product_kl(net, marginals, generator), "init_spread": spread, "init_fit": how,
+            "init_point_mass": point_mass}
 
 
 __all__ = ["adam_epochs", "ngd_epochs", "fit_initial", "frozen_copy", "ADAM_LR", "set_theta"]

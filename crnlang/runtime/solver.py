@@ -216,6 +216,10 @@ def _rare_events(net, kernel, settings, t: float) -> dict:
 def _result(kernel, settings, snapshots, extra, net, init_spread, wall) -> Result:
     series = stack_snapshots(snapshots)
     warnings = []
+    if extra.get("init_point_mass", False) and settings.sampling == "plain" and settings.reweight:
+        warnings.append("the initial distribution is (nearly) a single state and sampling is plain: "
+                        "samples of P_theta cannot see the states the mass flows into; use "
+                        "@sampling(alpha, reweight = false) and integrator = adaptive")
     if extra.get("init_kl", 0.0) > INIT_KL_WARN:
         warnings.append(f"the network fits the initial distribution only to KL {extra['init_kl']:.3g}")
     edge = float(series["edge_mass"].max())
