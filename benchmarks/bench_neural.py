@@ -103,16 +103,20 @@ def hellinger(p, q) -> float:
     return float(np.sqrt(0.5 * ((np.sqrt(np.clip(p, 0, None)) - np.sqrt(np.clip(q, 0, None))) ** 2).sum()))
 
 
-def bench_full(method: str, t_end: float, integrator: str, sampling: str, reweight: bool) -> None:
+def bench_full(method: str, t_end: float, integrator: str, sampling: str, reweight: bool,
+               batch: int = 2000, tol: float | None = None) -> None:
     model, kernel = toggle()
     settings = model.settings.updated(method=method, t_end=t_end, integrator=integrator,
-                                      sampling=sampling, reweight=reweight, save_every=200)
+                                      sampling=sampling, reweight=reweight, save_every=200, batch=batch)
     start = time.perf_counter()
-    result = run_neural(kernel, settings, progress=True)
+    result = run_neural(kernel, settings, progress=True, **({"tol": tol} if tol else {}))
     wall = time.perf_counter() - start
     exact = crnlang.solve(model, method="fsp", t_end=t_end, dt=settings.dt, save_every=settings.save_every)
-    worst = max(hellinger(result.marginals[n][i], exact.marginal(n, t))
-                for i, t in enumerate(result.times) for n in result.species)
+    per_time = [max(hellinger(result.marginals[n][i], exact.marginal(n, t)) for n in result.species)
+                for i, t in enumerate(result.times)]
+    worst = max(per_time)
+    print("max Hellinger over species at each saved time:")
+    print("  " + " ".join(f"{t:g}:{h:.3f}" for t, h in zip(result.times, per_time)))
     print(f"{method} ({integrator}, {sampling}, reweight={reweight}) to T = {t_end}: {wall:.1f} s wall, "
           f"{result.extra['substeps']} steps, max Hellinger over species and saved times {worst:.4f}")
 
@@ -126,9 +130,12 @@ def main() -> None:
     parser.add_argument("--integrator", default="euler")
     parser.add_argument("--sampling", default="plain")
     parser.add_argument("--no-reweight", action="store_true")
+    parser.add_argument("--batch", type=int, default=2000)
+    parser.add_argument("--tol", type=float, default=None, help="adaptive tolerance (default: the solver's)")
     args = parser.parse_args()
     if args.full:
-        bench_full(args.full, args.t_end, args.integrator, args.sampling, not args.no_reweight)
+        bench_full(args.full, args.t_end, args.integrator, args.sampling, not args.no_reweight,
+                   args.batch, args.tol)
     elif args.solvers:
         bench_solvers()
     else:
