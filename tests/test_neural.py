@@ -347,5 +347,24 @@ def test_early_life_matches_fsp(early_life):
 
 def test_plain_sampling_from_a_point_start_warns(toggle):
     model, kernel = toggle
-    result = run_neural(kernel, model.settings.updated(method="tdvp", t_end=0.01, dt=0.005, batch=200))
+    result = run_neural(kernel, model.settings.updated(method="tdvp", t_end=0.01, dt=0.005, batch=200,
+                                                       sampling="plain"))
     assert any("alpha, reweight = false" in w for w in result.warnings)
+
+
+def test_default_sampling_moves_off_a_point_start(toggle):
+    """sampling = auto: from a single state the proposal is alpha-tempered and unweighted."""
+    from crnlang.reference.fsp import solve_fsp
+
+    model, kernel = toggle
+    settings = model.settings.updated(method="tdvp", t_end=0.5, dt=0.005, batch=500, save_every=20)
+    assert settings.sampling == "auto"
+    from crnlang.runtime.solver import solve_neural
+
+    result = solve_neural(model.with_settings(**{k: getattr(settings, k) for k in
+                                                 ("method", "t_end", "dt", "batch", "save_every")}))
+    assert result.settings["sampling"] == "alpha" and result.settings["reweight"] is False
+    assert not result.warnings       # no point-start warning, no (conservation-bound) edge mass
+    exact = solve_fsp(model.with_settings(t_end=0.5, dt=0.005, save_every=20))
+    for name in ("Px", "Py"):
+        assert abs(result.mean(name)[-1] - exact.mean(name)[-1]) < 0.05 * exact.mean(name)[-1]

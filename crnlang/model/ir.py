@@ -256,7 +256,9 @@ class Settings:
     hidden: int = 16
     layers: int = 1
     # @sampling
-    sampling: str = "plain"       # plain | alpha | diffusive | mixture
+    sampling: str = "auto"        # auto | plain | alpha | diffusive | mixture
+                                  # (auto: alpha-tempered and unweighted from a single-state
+                                  # start, where plain samples all coincide; else plain)
     alpha: float = 0.3
     kernel: int = 10
     uniform: float = 0.1

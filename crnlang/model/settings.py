@@ -21,7 +21,7 @@ ANNOTATIONS: dict[str, tuple[str | None, dict[str, object]]] = {
     }),
     "network": ("network", {"network": ("nade", "gru", "transformer"), "hidden": "int+", "layers": "int+"}),
     "sampling": ("sampling", {
-        "sampling": ("plain", "alpha", "diffusive", "mixture"), "alpha": "float+", "kernel": "int+",
+        "sampling": ("auto", "plain", "alpha", "diffusive", "mixture"), "alpha": "float+", "kernel": "int+",
         "uniform": "unit", "reweight": "bool",
     }),
     "rare": (None, {}),

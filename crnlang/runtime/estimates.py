@@ -61,9 +61,13 @@ class Estimator:
     """Computes a ``Snapshot`` of a network: exact over the box when small, else sampled."""
 
     def __init__(self, kernel, lower, upper, generator: torch.Generator | None = None,
-                 samples: int = SAMPLES, exact_limit: int = EXACT_LIMIT):
+                 samples: int = SAMPLES, exact_limit: int = EXACT_LIMIT, edge_upper=None):
+        """``edge_upper``: per state-vector species, the declared truncation (None where the
+        bound comes from a conservation law: sitting on it is no truncation); default upper."""
         self.kernel = kernel
         self.lower, self.upper = list(lower), list(upper)
+        edge = list(upper) if edge_upper is None else list(edge_upper)
+        self.edge_upper = torch.tensor([-1 if u is None else int(u) for u in edge])
         self.samples = samples
         self.generator = generator
         self.exact = box_size(lower, upper) <= exact_limit
@@ -112,7 +116,7 @@ class Estimator:
                 if sampled:
                     stderr[f"mean:{name}"] = math.sqrt(max(v, 0.0) / n)
         lo = torch.as_tensor(self.lower)
-        hi = torch.as_tensor(self.upper)
+        hi = self.edge_upper
         on_edge = ((x == hi) & (hi > lo)).any(-1)
         edge = float(w[on_edge].sum())
         return Snapshot(t, means, variances, marginals, probs, stderr, edge)

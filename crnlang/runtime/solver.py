@@ -42,9 +42,12 @@ def solve_neural(model, checkpoint_dir=None, resume: bool = False, progress: boo
     """Solve ``model`` (a crnlang Model) with its settings' neural method."""
     import crnlang
 
+    from ..reference.common import declared_upper
+
     kernel = crnlang.compile(model)
+    declared = declared_upper(model)
     return run_neural(kernel, model.settings, checkpoint_dir=checkpoint_dir, resume=resume,
-                      progress=progress)
+                      progress=progress, edge_upper=[declared.get(n) for n in kernel.SPECIES])
 
 
 def check_bounded(kernel) -> None:
@@ -72,6 +75,26 @@ def _solver_settings(settings) -> None:
         raise CRNSolverError("batch must be at least 2 and save_every at least 1")
 
 
+def starts_at_one_state(kernel) -> bool:
+    """True when the initial distribution is a point mass (every species fixed)."""
+    support = kernel.init_support()
+    if support is not None:
+        return len(support) == 1
+    draws = kernel.init_sample(256, torch.Generator().manual_seed(0))
+    return bool((draws == draws[:1]).all())
+
+
+def resolve_sampling(settings, kernel):
+    """``sampling = auto`` (the default): from a single-state start every plain sample is that
+    state, the centred scores vanish and nothing moves; an alpha-tempered proposal fitted
+    unweighted spreads the samples over the states the mass flows into. Otherwise plain."""
+    if settings.sampling != "auto":
+        return settings
+    if starts_at_one_state(kernel):
+        return settings.updated(sampling="alpha", reweight=False)
+    return settings.updated(sampling="plain")
+
+
 def save_steps(settings) -> list[int]:
     """Nominal step numbers of the saved times after t = 0 (the last one is the final step)."""
     n_steps = max(1, int(round(settings.t_end / settings.dt)))
@@ -84,13 +107,15 @@ def save_steps(settings) -> list[int]:
 def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
                progress: bool = False, init_spread: float = INIT_SPREAD,
                tol: float = ADAPTIVE_TOL, log_euler: bool = False, solver: str = "auto",
-               stop_after_saves: int | None = None, keep_v: float = 0.0) -> Result:
+               stop_after_saves: int | None = None, keep_v: float = 0.0,
+               edge_upper=None) -> Result:
     """The neural solve of a kernel module (see the module docstring).
 
     ``log_euler``: the tdvp euler step uses the reference's values log(1 + dt E)/dt instead
     of E. ``solver``: the linear solve of ngd/tdvp (natgrad.solve_sr: auto, cholesky,
     structured, cg). ``stop_after_saves``: raise RunInterrupted after that many saves in
-    this call (stands in for a killed run in tests).
+    this call (stands in for a killed run in tests). ``edge_upper``: the declared
+    truncation per state-vector species (None: a conservation-law bound), for the edge mass.
     """
     from .natgrad import solve_sr as _solve_sr
     from .networks import make_network
@@ -103,6 +128,7 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
     generator = torch.Generator().manual_seed(int(settings.seed))
     net = make_network(settings.network, lower, upper, hidden=settings.hidden,
                        layers=settings.layers, dtype=dtype, generator=generator)
+    settings = resolve_sampling(settings, kernel)
     sampler = Sampler.from_settings(settings)
     epochs = settings.epochs if settings.epochs is not None else DEFAULT_EPOCHS[method]
     lr = settings.lr
@@ -115,7 +141,8 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
 
     tdvp = TDVP(kernel, sampler, solve_sr, settings.batch, settings.lam,
                 log_euler=log_euler and settings.integrator == "euler")
-    estimator = Estimator(kernel, lower, upper, generator=torch.Generator().manual_seed(int(settings.seed) + 1))
+    estimator = Estimator(kernel, lower, upper, edge_upper=edge_upper,
+                          generator=torch.Generator().manual_seed(int(settings.seed) + 1))
     targets = save_steps(settings)
     dt = settings.dt
 
