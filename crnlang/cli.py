@@ -280,8 +280,13 @@ def format_summary(result, max_rows: int = 12) -> str:
             lines.append(f"  {name:<{width}}  {mean:>10.4g}  {std:>10.4g}{pm}")
         if len(names) > len(shown):
             lines.append(f"  ... and {len(names) - len(shown)} more species (see summary.json)")
+    runs = result.extra.get("runs")
     for name, values in result.probs.items():
         err = result.stderr.get(f"prob:{name}")
+        if runs and values[-1] == 0:        # never seen: say how rare it could still be
+            lines.append(f"  P({name}) < {3 / runs:.2g} at t = {t_end:g} (0 of {runs} runs, 95% bound; "
+                         "a rare event: @rare with a neural method estimates it)")
+            continue
         pm = f" ± {err[-1]:.2g}" if err is not None else ""
         lines.append(f"  P({name}) = {values[-1]:.4g}{pm} at t = {t_end:g}")
     for name, info in result.extra.get("rare", {}).items():
