@@ -23,19 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from a chec
 import crnlang  # noqa: E402
 from crnlang.model.ir import Const, InitDist, Model, Reaction, Species  # noqa: E402
 
-SCHLOGL_GRID = """
-model schlogl_grid
-kinetics power
-param c1 = 2.676, c2 = 0.040, c3 = 108.102, c4 = 37.881, d = 8.2207
-lattice grid(10, 10)
-species X <= 84
-2 X -> 3 X @ c1
-3 X -> 2 X @ c2
-0 -> X     @ c3
-X -> 0     @ c4
-diffuse X @ d
-init X = 50
-"""
+# the 3x3 example's model, on a 10x10 grid (100 species, 9 x 4 -> 400 + 360 hops = 760 reactions)
+SCHLOGL_GRID = (Path(__file__).resolve().parents[1] / "examples" / "schlogl2d.crn").read_text(
+    encoding="utf-8").replace("grid(3, 3)", "grid(10, 10)")
 
 
 def random_network(n_species: int = 1000, n_groups: int = 10, per_group: int = 300,

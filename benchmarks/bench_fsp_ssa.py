@@ -26,21 +26,7 @@ HERE = Path(__file__).resolve().parent
 VENV = HERE / ".venv"
 REPO = HERE.parent
 
-SCHLOGL = """
-model schlogl2
-kinetics power
-param c1 = 2.676, c2 = 0.040, c3 = 108.102, c4 = 37.881, d = 8.2207
-lattice chain(2)
-species X <= 84
-2 X -> 3 X @ c1
-3 X -> 2 X @ c2
-0 -> X     @ c3
-X -> 0     @ c4
-diffuse X @ d
-init X = 50
-observe low  = all(X <= 15)
-observe high = all(X >= 25)
-"""
+SCHLOGL = (REPO / "examples" / "schlogl1d.crn").read_text(encoding="utf-8")   # 2 sites
 
 TOGGLE = (REPO / "examples" / "toggle_switch.crn")
 
