@@ -7,7 +7,6 @@ state-by-state search that uses the reference propensity interpreter.
 from __future__ import annotations
 
 import json
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ import crnlang
 from crnlang.analysis.analyze import stoichiometric_matrix
 from crnlang.errors import CRNAnalysisError
 from crnlang.model.semantics import propensity
+from kernels.oracles import rational_rank
 
 TOGGLE = """
 model toggle_switch
@@ -120,23 +120,6 @@ def initial_vector(model) -> np.ndarray:
 
 def law_vector(names, coefficients) -> np.ndarray:
     return np.array([coefficients.get(n, 0) for n in names], dtype=np.int64)
-
-
-def rational_rank(rows) -> int:
-    """Rank by Gauss-Jordan over Fractions: the independent oracle."""
-    M = [[Fraction(int(v)) for v in row] for row in rows]
-    rank, cols = 0, len(M[0]) if M else 0
-    for c in range(cols):
-        piv = next((i for i in range(rank, len(M)) if M[i][c] != 0), None)
-        if piv is None:
-            continue
-        M[rank], M[piv] = M[piv], M[rank]
-        for i in range(len(M)):
-            if i != rank and M[i][c] != 0:
-                f = M[i][c] / M[rank][c]
-                M[i] = [a - f * b for a, b in zip(M[i], M[rank])]
-        rank += 1
-    return rank
 
 
 def check_laws(a) -> None:

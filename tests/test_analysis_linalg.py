@@ -2,7 +2,6 @@
 Gauss-Jordan over Fractions (rank) and brute-force enumeration (semi-positive laws)."""
 from __future__ import annotations
 
-from fractions import Fraction
 from itertools import product
 
 import numpy as np
@@ -11,22 +10,7 @@ from hypothesis import strategies as st
 
 from crnlang.analysis.laws import conservation_basis, semi_positive_rays
 from crnlang.analysis.linalg import PRIME, integer_kernel, kernel_exact, unique_rows
-
-
-def rational_rank(rows) -> int:
-    M = [[Fraction(int(v)) for v in row] for row in rows]
-    rank, cols = 0, len(M[0]) if M else 0
-    for c in range(cols):
-        piv = next((i for i in range(rank, len(M)) if M[i][c] != 0), None)
-        if piv is None:
-            continue
-        M[rank], M[piv] = M[piv], M[rank]
-        for i in range(len(M)):
-            if i != rank and M[i][c] != 0:
-                f = M[i][c] / M[rank][c]
-                M[i] = [a - f * b for a, b in zip(M[i], M[rank])]
-        rank += 1
-    return rank
+from kernels.oracles import rational_rank
 
 
 def matrices(max_value: int):
