@@ -54,24 +54,27 @@ def flat_parameters(net: torch.nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1) for p in net.parameters()]).clone()
 
 
+def _parameter_pieces(net: torch.nn.Module, vector: torch.Tensor):
+    """(parameter, the slice of the (P,) ``vector`` shaped like it), in flat_parameters order."""
+    _check_length(net, vector)
+    start = 0
+    for p in net.parameters():
+        yield p, vector[start:start + p.numel()].view_as(p)
+        start += p.numel()
+
+
 @torch.no_grad()
 def set_flat_parameters(net: torch.nn.Module, theta: torch.Tensor) -> None:
     """Overwrite the parameters with the (P,) vector ``theta``."""
-    _check_length(net, theta)
-    start = 0
-    for p in net.parameters():
-        p.copy_(theta[start:start + p.numel()].view_as(p))
-        start += p.numel()
+    for p, piece in _parameter_pieces(net, theta):
+        p.copy_(piece)
 
 
 @torch.no_grad()
 def add_flat_(net: torch.nn.Module, delta: torch.Tensor) -> None:
     """theta += delta in place ((P,) vector in ``flat_parameters`` order)."""
-    _check_length(net, delta)
-    start = 0
-    for p in net.parameters():
-        p.add_(delta[start:start + p.numel()].view_as(p))
-        start += p.numel()
+    for p, piece in _parameter_pieces(net, delta):
+        p.add_(piece)
 
 
 def _check_length(net, vec):
