@@ -352,12 +352,17 @@ class Lowerer:
         expr = self.expr(node, src, Scope(what, species=False, time=False))
         if ir.is_boolean(expr):
             raise _err(CRNSemanticError, f"{what} must be a number, not a condition", src, node.pos)
+        return self.fold(expr, node, src, f"cannot evaluate {what}", f"{what} is not finite")
+
+    def fold(self, expr: ir.Expr, node: ast.Node, src: Source, cannot: str, not_finite: str) -> float:
+        """The finite float value of a constant expression; ``cannot``/``not_finite`` start
+        the error messages."""
         try:
             value = float(evaluate(expr, self.param_values))
         except (ValueError, ZeroDivisionError, OverflowError, TypeError) as e:
-            raise _err(CRNSemanticError, f"cannot evaluate {what}: {e}", src, node.pos) from None
+            raise _err(CRNSemanticError, f"{cannot}: {e}", src, node.pos) from None
         if not math.isfinite(value):
-            raise _err(CRNSemanticError, f"{what} is not finite ({value})", src, node.pos)
+            raise _err(CRNSemanticError, f"{not_finite} ({value})", src, node.pos)
         return value
 
     def integer(self, node: ast.Node, src: Source, what: str, lo: int | None = 0) -> int:
@@ -782,12 +787,7 @@ class Lowerer:
         if ir.is_boolean(expr):
             raise _err(CRNSemanticError, "a rate must be a number, not a condition", src, node.pos)
         if not ir.species_in(expr) and not ir.uses_time(expr):
-            try:
-                value = float(evaluate(expr, self.param_values))
-            except (ValueError, ZeroDivisionError, OverflowError, TypeError) as e:
-                raise _err(CRNSemanticError, f"cannot evaluate this rate: {e}", src, node.pos) from None
-            if not math.isfinite(value):
-                raise _err(CRNSemanticError, f"rate is not finite ({value})", src, node.pos)
+            value = self.fold(expr, node, src, "cannot evaluate this rate", "rate is not finite")
             if value < 0:
                 raise _err(CRNSemanticError, f"rate is negative ({value:g})", src, node.pos,
                            "rates are non-negative; write the reaction the other way round")
