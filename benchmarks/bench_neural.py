@@ -55,7 +55,7 @@ def per_step_broad(kernel, settings, steps: int, solver: str = "auto") -> float:
         return _solve_sr(n, x, w, v, lam, solver=solver)
 
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    tdvp = TDVP(kernel, sampler, solve_sr, settings.batch, settings.lam)
+    tdvp = TDVP(kernel, sampler, solve_sr, settings.batch, settings.lam or 1e-5)
     start = time.perf_counter()
     for step in range(steps):
         place = StepPlace(step, step * settings.dt, settings.dt, settings.lam, settings.dtype)

@@ -234,6 +234,24 @@ def test_proposals_are_normalised_and_weights_unbiased(kind):
     assert estimate == pytest.approx(exact, abs=0.03)
 
 
+def test_tempered_weights_keep_half_the_batch_and_are_exact_when_even():
+    from crnlang.runtime.sampling import effective_sample_size, tempered_weights, tempering_exponent
+
+    g = torch.Generator().manual_seed(0)
+    even = 0.1 * torch.randn(1000, generator=g, dtype=torch.float64)      # ESS near B already
+    assert tempering_exponent(even) == 1.0
+    torch.testing.assert_close(tempered_weights(even), torch.exp(even) / torch.exp(even).mean())
+    skewed = 8.0 * torch.randn(1000, generator=g, dtype=torch.float64)     # a few samples carry all
+    beta = tempering_exponent(skewed)
+    assert 0.0 < beta < 0.5
+    w = tempered_weights(skewed)
+    assert float(w.mean()) == pytest.approx(1.0)
+    assert effective_sample_size(w) == pytest.approx(500, rel=1e-3)         # exactly half the batch
+    assert effective_sample_size(torch.exp(skewed - skewed.max())) < 50
+    # the order of the weights is kept: tempering flattens, it does not reshuffle
+    assert torch.equal(torch.argsort(w), torch.argsort(skewed))
+
+
 def test_sampled_estimates_agree_with_enumeration(birth_death):
     from crnlang.runtime.estimates import Estimator
     from crnlang.runtime.networks import make_network
@@ -327,6 +345,27 @@ def early_settings(model, t_end):
                                   reweight=False, t_end=t_end, dt=0.002, save_every=5, batch=500)
 
 
+def test_estimates_are_conditioned_on_the_support(early_life):
+    """Box states with S1 + S2 > 100 (S0 < 0) are no states of the model: the figures leave
+    them out, and the mass they held is reported."""
+    from crnlang.runtime.estimates import Estimator, box_states
+    from crnlang.runtime.networks import make_network
+
+    model, kernel = early_life
+    net = make_network("nade", kernel.LOWER, kernel.UPPER, hidden=4, generator=torch.Generator().manual_seed(0))
+    estimator = Estimator(kernel, kernel.LOWER, kernel.UPPER)
+    snap = estimator.snapshot(net, 0.0)
+    states = box_states(kernel.LOWER, kernel.UPPER)
+    with torch.no_grad():
+        p = torch.exp(net.log_prob(states))
+    inside = kernel.in_support(states)
+    s0 = kernel.full_state(states)[:, 0].double()
+    assert 0.3 < estimator.outside_mass == pytest.approx(float(p[~inside].sum()), abs=1e-12)
+    expected = float((p[inside] * s0[inside]).sum() / p[inside].sum())
+    assert snap.means["S0"] == pytest.approx(expected, rel=1e-10)
+    assert snap.marginals["S0"].sum() == pytest.approx(1.0)
+
+
 def test_early_life_runs_on_the_reduced_state_and_rebuilds_the_eliminated_species(early_life):
     """S0 = 100 - S1 - S2 is not a network variable; it is rebuilt from the law."""
     model, kernel = early_life
@@ -351,11 +390,11 @@ def test_plain_sampling_from_a_point_start_warns(toggle):
     model, kernel = toggle
     result = run_neural(kernel, model.settings.updated(method="tdvp", t_end=0.01, dt=0.005, batch=200,
                                                        sampling="plain"))
-    assert any("alpha, reweight = false" in w for w in result.warnings)
+    assert any("@sampling(alpha)" in w for w in result.warnings)
 
 
 def test_default_sampling_moves_off_a_point_start(toggle):
-    """sampling = auto: from a single state the proposal is alpha-tempered and unweighted."""
+    """sampling = auto: from a single state the proposal is alpha-tempered, weights tempered."""
     from crnlang.reference.fsp import solve_fsp
 
     model, kernel = toggle
@@ -365,7 +404,8 @@ def test_default_sampling_moves_off_a_point_start(toggle):
 
     result = solve_neural(model.with_settings(**{k: getattr(settings, k) for k in
                                                  ("method", "t_end", "dt", "batch", "save_every")}))
-    assert result.settings["sampling"] == "alpha" and result.settings["reweight"] is False
+    assert result.settings["sampling"] == "alpha" and result.settings["reweight"] == "tempered"
+    assert result.settings["lam"] == 1e-5
     assert not result.warnings       # no point-start warning, no (conservation-bound) edge mass
     exact = solve_fsp(model.with_settings(t_end=0.5, dt=0.005, save_every=20))
     for name in ("Px", "Py"):

@@ -245,7 +245,7 @@ class Settings:
     t_end: float = 10.0
     batch: int = 2000
     lr: float = 1.0
-    lam: float = 1e-3
+    lam: float | None = None      # None: the method's default (tdvp 1e-5, ngd and adam 1e-3)
     integrator: str = "euler"     # euler | heun | rk4
     dtype: str = "float64"        # float32 | float64
     seed: int = 0
@@ -257,12 +257,12 @@ class Settings:
     layers: int = 1
     # @sampling
     sampling: str = "auto"        # auto | plain | alpha | diffusive | mixture
-                                  # (auto: alpha-tempered and unweighted from a single-state
-                                  # start, where plain samples all coincide; else plain)
+                                  # (auto: the alpha proposal from a single-state start,
+                                  # where plain samples all coincide; else plain)
     alpha: float = 0.3
     kernel: int = 10
     uniform: float = 0.1
-    reweight: bool = True
+    reweight: bool | str = True   # true | false | tempered (runtime/sampling.py)
     # @rare
     rare: tuple[str, ...] = ()
 

@@ -3,6 +3,9 @@
 When the reduced box is small (<= EXACT_LIMIT states) every state is enumerated and
 weighted by exp(log P_theta): the figures are exact for the network (no sampling noise).
 Otherwise they are averages over a large batch of samples of P_theta, with standard errors.
+Either way the figures are of P_theta conditioned on the model's support (a box state whose
+eliminated species break their bounds is no state of the model); the mass outside it is
+kept in ``Estimator.outside_mass`` (the largest seen), a measure of wasted samples.
 
 A ``Snapshot`` holds one saved time; ``Recorder`` stacks snapshots into a ``Result``.
 Shapes: S states, L reduced species, L_full all species.
@@ -73,6 +76,7 @@ class Estimator:
         self.exact = box_size(lower, upper) <= exact_limit
         self.states = box_states(lower, upper) if self.exact else None
         self.full_upper = [int(u) if u is not None else None for u in kernel.FULL_UPPER]
+        self.outside_mass = 0.0
 
     def snapshot(self, net, t: float) -> Snapshot:
         with torch.no_grad():
@@ -80,11 +84,24 @@ class Estimator:
                 x = self.states
                 logp = torch.cat([net.log_prob(c) for c in torch.split(x, CHUNK)]).to(torch.float64)
                 w = torch.exp(logp)
-                w = w / w.sum()
+                w = self._on_support(x, w / w.sum())
                 return self._figures(x, w, t, sampled=False)
             x = net.sample(self.samples, self.generator)
-            w = torch.full((x.shape[0],), 1.0 / x.shape[0], dtype=torch.float64)
-            return self._figures(x, w, t, sampled=True)
+            w = self._on_support(x, torch.full((x.shape[0],), 1.0 / x.shape[0], dtype=torch.float64))
+            inside = w > 0
+            return self._figures(x[inside], w[inside], t, sampled=True)
+
+    def _on_support(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """(S,) weights summing to 1 -> the same conditioned on the support (sum 1 again)."""
+        inside = self.kernel.in_support(x)
+        kept = float(w[inside].sum())
+        self.outside_mass = max(self.outside_mass, 1.0 - kept)
+        if kept <= 0.0:
+            from ..errors import CRNSolverError
+
+            raise CRNSolverError("the network puts no mass inside the model's support",
+                                 hint="check the species bounds against the conserved totals")
+        return torch.where(inside, w, torch.zeros((), dtype=w.dtype)) / kept
 
     def _figures(self, x: torch.Tensor, w: torch.Tensor, t: float, sampled: bool) -> Snapshot:
         """Weighted figures of states x (S, L) with weights w (S,) summing to 1."""

@@ -10,9 +10,17 @@ Proposals (METHOD.md, ``@sampling``):
                  from P_theta; every sample is weighted by the mixture density
                  q = (1 - u) P_theta + u / |box|.
 
-Importance weights w = P_theta / q are normalised to mean 1; weights above sqrt(B) times
-the mean are clipped (truncated importance sampling) and the rest renormalised, so one
-sample cannot carry the whole batch. With ``reweight = false`` every weight is 1.
+Importance weights w = P_theta / q, normalised to mean 1, for ``reweight``:
+
+* ``true``      the exact weights, with those above sqrt(B) times the mean clipped
+                (truncated importance sampling) and the rest renormalised, so one sample
+                cannot carry the whole batch;
+* ``tempered``  w^beta with the largest beta in [0, 1] whose effective sample size is at
+                least half the batch (beta = 1 whenever the exact weights are that even): for
+                a proposal far from P_theta (the alpha proposal around a point mass) the fit
+                moves smoothly from q-weighted towards P_theta-weighted as P_theta spreads.
+                Biased towards q while beta < 1; for fitting, not for estimates;
+* ``false``     every weight 1 (the fit is weighted by q).
 
 Shapes: B batch, L species, M_max largest number of outcomes of one species.
 """
@@ -34,7 +42,7 @@ class Sampler:
     alpha: float = 0.3
     kernel: int = 10
     uniform: float = 0.1
-    reweight: bool = True
+    reweight: bool | str = True          # True | False | "tempered"
 
     @classmethod
     def from_settings(cls, settings) -> "Sampler":
@@ -45,7 +53,7 @@ class Sampler:
                                  hint=did_you_mean(settings.sampling, PROPOSALS)
                                  or f"use one of {', '.join(PROPOSALS)}")
         return cls(settings.sampling, float(settings.alpha), int(settings.kernel),
-                   float(settings.uniform), bool(settings.reweight))
+                   float(settings.uniform), settings.reweight)
 
     def transform(self):
         """The per-conditional transform of ``net.sample`` / ``net.proposal_log_prob`` (or None)."""
@@ -71,14 +79,21 @@ class Sampler:
                 log_q = torch.logaddexp(log_p + math.log1p(-self.uniform) if self.uniform < 1
                                         else torch.full_like(log_p, -math.inf),
                                         torch.full_like(log_p, math.log(self.uniform) - log_box_size(net)))
-            return x, importance_weights(log_p - log_q)
+            return x, self.weights(log_p - log_q)
         transform = self.transform()
         x = net.sample(n, generator, transform)
         if not self.reweight:
             return x, torch.ones(n, dtype=_dtype(net), device=x.device)
         with torch.no_grad():
             log_w = net.log_prob(x) - net.proposal_log_prob(x, transform)
-        return x, importance_weights(log_w)
+        return x, self.weights(log_w)
+
+    def weights(self, log_w: torch.Tensor) -> torch.Tensor:
+        """(B,) log(P/q) -> (B,) weights by the ``reweight`` rule (True or "tempered")."""
+        return tempered_weights(log_w) if self.reweight == "tempered" else importance_weights(log_w)
+
+
+MIN_ESS_FRACTION = 0.5        # tempered weights keep an effective sample size >= this * B
 
 
 def importance_weights(log_w: torch.Tensor) -> torch.Tensor:
@@ -90,6 +105,33 @@ def importance_weights(log_w: torch.Tensor) -> torch.Tensor:
         w = w.clamp(max=cap)
         w = w / w.mean()
     return w
+
+
+def tempered_weights(log_w: torch.Tensor, min_ess: float = MIN_ESS_FRACTION) -> torch.Tensor:
+    """(B,) log(P/q) -> (B,) weights w^beta with mean 1 (``reweight = tempered``)."""
+    log_w = log_w - log_w.max()
+    w = torch.exp(tempering_exponent(log_w, min_ess) * log_w)
+    return w / w.mean()
+
+
+def tempering_exponent(log_w: torch.Tensor, min_ess: float = MIN_ESS_FRACTION, iterations: int = 30) -> float:
+    """The largest beta in [0, 1] with ESS(exp(beta log_w)) >= min_ess * B (bisection;
+    the ESS falls monotonically as beta grows from 0, where it is B)."""
+    n = log_w.numel()
+
+    def ess_fraction(beta: float) -> float:
+        return effective_sample_size(torch.exp(beta * log_w)) / n
+
+    if ess_fraction(1.0) >= min_ess:
+        return 1.0
+    lo, hi = 0.0, 1.0
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        if ess_fraction(mid) >= min_ess:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 def effective_sample_size(w: torch.Tensor) -> float:

@@ -27,10 +27,12 @@ from .stepping import INTEGRATORS, TDVP, StepPlace, adaptive_step, integrate
 
 METHODS = ("tdvp", "ngd", "adam")
 DEFAULT_EPOCHS = {"adam": 100, "ngd": 5, "tdvp": 1}
+DEFAULT_LAMBDA = {"adam": 1e-3, "ngd": 1e-3, "tdvp": 1e-5}
 INIT_SPREAD = 1e-5       # mass of the initial distribution spread uniformly over the box
 ADAPTIVE_TOL = 3e-2      # weighted rms change of log P per step (heun vs euler) allowed by "adaptive"
 INIT_KL_WARN = 1e-2
 EDGE_WARN = 1e-3
+OUTSIDE_WARN = 0.5       # network mass outside the model's support (wasted samples) worth a warning
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -84,15 +86,24 @@ def starts_at_one_state(kernel) -> bool:
     return bool((draws == draws[:1]).all())
 
 
-def resolve_sampling(settings, kernel):
-    """``sampling = auto`` (the default): from a single-state start every plain sample is that
-    state, the centred scores vanish and nothing moves; an alpha-tempered proposal fitted
-    unweighted spreads the samples over the states the mass flows into. Otherwise plain."""
-    if settings.sampling != "auto":
-        return settings
-    if starts_at_one_state(kernel):
-        return settings.updated(sampling="alpha", reweight=False)
-    return settings.updated(sampling="plain")
+def resolve_defaults(settings, kernel):
+    """The settings left to the solver, made explicit (so ``Result.settings`` says what ran).
+
+    ``lam = None``: the method's DEFAULT_LAMBDA. TDVP's least-squares fit of the CME's motion
+    wants little damping (1e-3 visibly slows the toggle switch's relaxation; 1e-5 follows it).
+    ``sampling = auto``: from a single-state start every plain sample is that state, the
+    centred scores vanish and nothing moves; the alpha proposal spreads the samples over the
+    states the mass flows into, and its tempered weights (sampling.importance_weights) turn
+    the fit towards P_theta as the distribution spreads. Otherwise plain.
+    """
+    if settings.lam is None:
+        settings = settings.updated(lam=DEFAULT_LAMBDA[settings.method])
+    if settings.sampling == "auto":
+        if starts_at_one_state(kernel):
+            settings = settings.updated(sampling="alpha", reweight="tempered")
+        else:
+            settings = settings.updated(sampling="plain")
+    return settings
 
 
 def save_steps(settings) -> list[int]:
@@ -128,7 +139,7 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
     generator = torch.Generator().manual_seed(int(settings.seed))
     net = make_network(settings.network, lower, upper, hidden=settings.hidden,
                        layers=settings.layers, dtype=dtype, generator=generator)
-    settings = resolve_sampling(settings, kernel)
+    settings = resolve_defaults(settings, kernel)
     sampler = Sampler.from_settings(settings)
     epochs = settings.epochs if settings.epochs is not None else DEFAULT_EPOCHS[method]
     lr = settings.lr
@@ -215,6 +226,7 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
                 bar.update(1)
             t = step * dt
         snapshots.append(estimator.snapshot(net, t))
+        extra["outside_mass"] = max(extra.get("outside_mass", 0.0), estimator.outside_mass)
         checkpoint()
         saves_this_call += 1
         if stop_after_saves is not None and saves_this_call >= stop_after_saves and target != targets[-1]:
@@ -246,9 +258,13 @@ def _result(kernel, settings, snapshots, extra, net, init_spread, wall) -> Resul
     if extra.get("init_point_mass", False) and settings.sampling == "plain" and settings.reweight:
         warnings.append("the initial distribution is (nearly) a single state and sampling is plain: "
                         "samples of P_theta cannot see the states the mass flows into; use "
-                        "@sampling(alpha, reweight = false) and integrator = adaptive")
+                        "@sampling(alpha) (or leave sampling at auto) and integrator = adaptive")
     if extra.get("init_kl", 0.0) > INIT_KL_WARN:
         warnings.append(f"the network fits the initial distribution only to KL {extra['init_kl']:.3g}")
+    if extra.get("outside_mass", 0.0) > OUTSIDE_WARN:
+        warnings.append(f"up to {extra['outside_mass']:.3g} of the network's mass sat outside the model's "
+                        "support (box states that break a conservation law's bounds): the figures are "
+                        "conditioned on the support, but most samples were wasted")
     edge = float(series["edge_mass"].max())
     if edge > EDGE_WARN:
         warnings.append(f"up to {edge:.3g} of the probability sits on the edge of the box: "
