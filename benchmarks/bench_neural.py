@@ -3,6 +3,7 @@
     python benchmarks/bench_neural.py                 # adam, ngd, tdvp per-step times
     python benchmarks/bench_neural.py --solvers       # tdvp step with each linear solver, f64/f32
     python benchmarks/bench_neural.py --full tdvp     # the whole run to T = 40, Hellinger vs FSP
+                                                      # (the file's settings; --batch, --dt, ... change them)
 
 Per-step time is the solver's own step clock (extra["step_seconds"] / steps), so the t = 0
 fit and the saved-time estimates are not counted. The reference implementation's figures
@@ -103,11 +104,10 @@ def hellinger(p, q) -> float:
     return float(np.sqrt(0.5 * ((np.sqrt(np.clip(p, 0, None)) - np.sqrt(np.clip(q, 0, None))) ** 2).sum()))
 
 
-def bench_full(method: str, t_end: float, integrator: str, sampling: str, reweight: bool,
-               batch: int = 2000, tol: float | None = None) -> None:
+def bench_full(method: str, t_end: float, overrides: dict, tol: float | None = None) -> None:
+    """The whole run with the file's settings (changed by ``overrides``), then FSP."""
     model, kernel = toggle()
-    settings = model.settings.updated(method=method, t_end=t_end, integrator=integrator,
-                                      sampling=sampling, reweight=reweight, save_every=200, batch=batch)
+    settings = model.settings.updated(method=method, t_end=t_end, save_every=200, **overrides)
     start = time.perf_counter()
     result = run_neural(kernel, settings, progress=True, **({"tol": tol} if tol else {}))
     wall = time.perf_counter() - start
@@ -117,7 +117,9 @@ def bench_full(method: str, t_end: float, integrator: str, sampling: str, reweig
     worst = max(per_time)
     print("max Hellinger over species at each saved time:")
     print("  " + " ".join(f"{t:g}:{h:.3f}" for t, h in zip(result.times, per_time)))
-    print(f"{method} ({integrator}, {sampling}, reweight={reweight}) to T = {t_end}: {wall:.1f} s wall, "
+    ran = result.settings
+    print(f"{method} ({ran['integrator']}, dt {ran['dt']:g}, B {ran['batch']}, lambda {ran['lam']:g}, "
+          f"{ran['sampling']}, reweight={ran['reweight']}) to T = {t_end}: {wall:.1f} s wall, "
           f"{result.extra['substeps']} steps, max Hellinger over species and saved times {worst:.4f}")
 
 
@@ -127,15 +129,22 @@ def main() -> None:
     parser.add_argument("--solvers", action="store_true", help="compare the linear solvers")
     parser.add_argument("--full", metavar="METHOD", help="run METHOD to --t-end and compare with FSP")
     parser.add_argument("--t-end", type=float, default=40.0)
-    parser.add_argument("--integrator", default="euler")
-    parser.add_argument("--sampling", default="plain")
-    parser.add_argument("--no-reweight", action="store_true")
-    parser.add_argument("--batch", type=int, default=2000)
+    parser.add_argument("--integrator", help="(default: the file's, euler)")
+    parser.add_argument("--sampling", help="(default: the file's, auto)")
+    parser.add_argument("--reweight", choices=("true", "false", "tempered"))
+    parser.add_argument("--batch", type=int)
+    parser.add_argument("--dt", type=float)
+    parser.add_argument("--lam", type=float, help="lambda (default: the method's)")
     parser.add_argument("--tol", type=float, default=None, help="adaptive tolerance (default: the solver's)")
     args = parser.parse_args()
     if args.full:
-        bench_full(args.full, args.t_end, args.integrator, args.sampling, not args.no_reweight,
-                   args.batch, args.tol)
+        overrides = {k: getattr(args, k) for k in ("integrator", "sampling", "batch", "dt", "lam")
+                     if getattr(args, k) is not None}
+        if args.reweight is not None:
+            overrides["reweight"] = {"true": True, "false": False}.get(args.reweight, args.reweight)
+        if args.dtype != "float64":
+            overrides["dtype"] = args.dtype
+        bench_full(args.full, args.t_end, overrides, args.tol)
     elif args.solvers:
         bench_solvers()
     else:

@@ -359,7 +359,7 @@ def test_annotation_types():
     assert (s.network, s.hidden, s.layers) == ("transformer", 32, 2)
     assert (s.sampling, s.kernel, s.reweight) == ("diffusive", 4, False)
     assert isinstance(s.batch, int) and isinstance(s.hidden, int)
-    assert crnlang.parse("@sampling(alpha, reweight = tempered)").settings.reweight == "tempered"
+    assert crnlang.parse("@sampling(defensive, alpha = 0.5)").settings.sampling == "defensive"
     assert crnlang.parse("@solve(tdvp)").settings.lam is None      # the method's default
 
 

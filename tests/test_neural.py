@@ -211,7 +211,7 @@ def _small_net(seed=0):
     return net
 
 
-@pytest.mark.parametrize("kind", ["alpha", "diffusive", "mixture"])
+@pytest.mark.parametrize("kind", ["alpha", "diffusive", "mixture", "defensive"])
 def test_proposals_are_normalised_and_weights_unbiased(kind):
     from crnlang.runtime.estimates import box_states
     from crnlang.runtime.sampling import Sampler, log_box_size
@@ -224,6 +224,8 @@ def test_proposals_are_normalised_and_weights_unbiased(kind):
         if kind == "mixture":
             log_q = torch.logaddexp(log_p + math.log(0.7),
                                     torch.full_like(log_p, math.log(0.3) - log_box_size(net)))
+        elif kind == "defensive":
+            log_q = torch.logaddexp(log_p, net.proposal_log_prob(states, sampler.transform())) - math.log(2)
         else:
             log_q = net.proposal_log_prob(states, sampler.transform())
     assert float(torch.exp(log_q).sum()) == pytest.approx(1.0, abs=1e-12)
@@ -232,24 +234,8 @@ def test_proposals_are_normalised_and_weights_unbiased(kind):
     x, w = sampler.draw(net, 40000, torch.Generator().manual_seed(1))
     estimate = float((w * x[:, 0]).sum() / w.sum())
     assert estimate == pytest.approx(exact, abs=0.03)
-
-
-def test_tempered_weights_keep_half_the_batch_and_are_exact_when_even():
-    from crnlang.runtime.sampling import effective_sample_size, tempered_weights, tempering_exponent
-
-    g = torch.Generator().manual_seed(0)
-    even = 0.1 * torch.randn(1000, generator=g, dtype=torch.float64)      # ESS near B already
-    assert tempering_exponent(even) == 1.0
-    torch.testing.assert_close(tempered_weights(even), torch.exp(even) / torch.exp(even).mean())
-    skewed = 8.0 * torch.randn(1000, generator=g, dtype=torch.float64)     # a few samples carry all
-    beta = tempering_exponent(skewed)
-    assert 0.0 < beta < 0.5
-    w = tempered_weights(skewed)
-    assert float(w.mean()) == pytest.approx(1.0)
-    assert effective_sample_size(w) == pytest.approx(500, rel=1e-3)         # exactly half the batch
-    assert effective_sample_size(torch.exp(skewed - skewed.max())) < 50
-    # the order of the weights is kept: tempering flattens, it does not reshuffle
-    assert torch.equal(torch.argsort(w), torch.argsort(skewed))
+    if kind == "defensive":                    # P / q <= 2: no heavy tail to clip
+        assert float(w.max()) < 2.1
 
 
 def test_sampled_estimates_agree_with_enumeration(birth_death):
@@ -279,13 +265,26 @@ def fsp_errors(model, result) -> np.ndarray:
                      for i, t in enumerate(result.times)])
 
 
-DELTA_START = dict(method="tdvp", integrator="adaptive", sampling="alpha", alpha=0.3, reweight=False)
+DELTA_START = dict(method="tdvp", integrator="adaptive")     # sampling auto (SpreadingStart)
 
 
 @pytest.fixture(scope="module")
 def toggle():
     model = crnlang.load(EXAMPLES / "toggle_switch.crn")
     return model, crnlang.compile(model)
+
+
+def test_euler_step_guard_splits_the_stiff_start_only(toggle):
+    """The file's own settings (euler, dt = 0.005): from the single-state start the mass
+    leaves at rate 100, so the first steps are split (without the guard: Hellinger 0.27 at
+    t = 0.05); later steps are whole steps of dt."""
+    model, kernel = toggle
+    settings = model.settings.updated(t_end=0.1, save_every=2, batch=1000)
+    assert settings.integrator == "euler" and settings.dt == 0.005
+    result = run_neural(kernel, settings)
+    errors = fsp_errors(model, result)
+    assert errors.max() < 0.02, errors
+    assert result.extra["substeps"] > 20 + 10          # 20 steps of dt, the first ones split
 
 
 def test_toggle_switch_start_matches_fsp(toggle):
@@ -307,12 +306,12 @@ def test_toggle_switch_to_half_matches_fsp(toggle):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="known gap (issue 6): the Hellinger error grows past t ~ 2, to ~0.08 at "
-                          "t = 8 and ~0.19 near t = 35", strict=False)
 def test_toggle_switch_full_run_matches_fsp(toggle):
+    """The whole T = 40 run with the file's own settings (euler, dt = 0.005, B = 2000, auto
+    sampling, lambda 1e-5): every species within Hellinger 0.02 of FSP at every saved time
+    (measured 0.012 at worst, about 6.5 min on 2 cores)."""
     model, kernel = toggle
-    settings = model.settings.updated(**DELTA_START, t_end=40.0, dt=0.005, save_every=400, batch=2000)
-    result = run_neural(kernel, settings, tol=3e-2)
+    result = run_neural(kernel, model.settings.updated(save_every=200))
     errors = fsp_errors(model, result)
     assert errors.max() < 0.02, errors
 
@@ -394,7 +393,7 @@ def test_plain_sampling_from_a_point_start_warns(toggle):
 
 
 def test_default_sampling_moves_off_a_point_start(toggle):
-    """sampling = auto: from a single state the proposal is alpha-tempered, weights tempered."""
+    """sampling = auto from a single state: alpha with tempered weights, then defensive."""
     from crnlang.reference.fsp import solve_fsp
 
     model, kernel = toggle
@@ -404,7 +403,7 @@ def test_default_sampling_moves_off_a_point_start(toggle):
 
     result = solve_neural(model.with_settings(**{k: getattr(settings, k) for k in
                                                  ("method", "t_end", "dt", "batch", "save_every")}))
-    assert result.settings["sampling"] == "alpha" and result.settings["reweight"] == "tempered"
+    assert result.settings["sampling"] == "auto" and 0 < result.extra["spread_at"] <= 0.5
     assert result.settings["lam"] == 1e-5
     assert not result.warnings       # no point-start warning, no (conservation-bound) edge mass
     exact = solve_fsp(model.with_settings(t_end=0.5, dt=0.005, save_every=20))

@@ -256,13 +256,13 @@ class Settings:
     hidden: int = 16
     layers: int = 1
     # @sampling
-    sampling: str = "auto"        # auto | plain | alpha | diffusive | mixture
-                                  # (auto: the alpha proposal from a single-state start,
-                                  # where plain samples all coincide; else plain)
+    sampling: str = "auto"        # auto | plain | alpha | diffusive | mixture | defensive
+                                  # (auto: defensive from a single-state start, where plain
+                                  # samples all coincide; else plain)
     alpha: float = 0.3
     kernel: int = 10
     uniform: float = 0.1
-    reweight: bool | str = True   # true | false | tempered (runtime/sampling.py)
+    reweight: bool = True
     # @rare
     rare: tuple[str, ...] = ()
 

@@ -12,8 +12,7 @@ from .ir import Settings
 METHODS = ("tdvp", "ngd", "adam", "fsp", "ssa", "auto")
 
 # annotation -> (positional key or None, {key: type}); a type is a tuple of words (an enum),
-# or one of "float+" (> 0), "float0" (>= 0), "float", "int+" (> 0), "int0" (>= 0), "bool", "unit" (0..1),
-# "reweight" (a bool or the word tempered)
+# or one of "float+" (> 0), "float0" (>= 0), "float", "int+" (> 0), "int0" (>= 0), "bool", "unit" (0..1)
 ANNOTATIONS: dict[str, tuple[str | None, dict[str, object]]] = {
     "solve": ("method", {
         "method": METHODS, "dt": "float+", "t_end": "float+", "batch": "int+", "lr": "float+",
@@ -22,8 +21,8 @@ ANNOTATIONS: dict[str, tuple[str | None, dict[str, object]]] = {
     }),
     "network": ("network", {"network": ("nade", "gru", "transformer"), "hidden": "int+", "layers": "int+"}),
     "sampling": ("sampling", {
-        "sampling": ("auto", "plain", "alpha", "diffusive", "mixture"), "alpha": "float+", "kernel": "int+",
-        "uniform": "unit", "reweight": "reweight",
+        "sampling": ("auto", "plain", "alpha", "diffusive", "mixture", "defensive"), "alpha": "float+", "kernel": "int+",
+        "uniform": "unit", "reweight": "bool",
     }),
     "rare": (None, {}),
 }
@@ -83,13 +82,10 @@ def _value(key: str, kind, node: ast.Node, src, lowerer, ann: str):
                               f"@{ann} {key} must be one of {' | '.join(kind)}", src, node.pos,
                               hint or f"use one of {', '.join(kind)}")
         return node.name
-    if kind == "reweight" and isinstance(node, ast.Name) and node.name == "tempered":
-        return "tempered"
-    if kind in ("bool", "reweight"):
+    if kind == "bool":
         if isinstance(node, ast.Name) and node.name in ("true", "false"):
             return node.name == "true"
-        raise lowerer_err(CRNSemanticError, f"@{ann} {key} must be true or false"
-                          + (" or tempered" if kind == "reweight" else ""), src, node.pos)
+        raise lowerer_err(CRNSemanticError, f"@{ann} {key} must be true or false", src, node.pos)
     if isinstance(node, ast.Name) and node.name in ("true", "false"):
         raise lowerer_err(CRNSemanticError, f"@{ann} {key} must be a number, got '{node.name}'", src, node.pos)
     what = f"@{ann} {key}"
@@ -151,12 +147,9 @@ def check_setting(field: str, value):
             raise CRNError(f"setting {field} must be one of {' | '.join(kind)}, got {value!r}",
                            hint=did_you_mean(str(value), kind) or f"use one of {', '.join(kind)}")
         return value
-    if kind == "reweight" and value == "tempered":
-        return value
-    if kind in ("bool", "reweight"):
+    if kind == "bool":
         if not isinstance(value, bool):
-            raise CRNError(f"setting {field} must be true or false"
-                           + (" or tempered" if kind == "reweight" else "") + f", got {value!r}")
+            raise CRNError(f"setting {field} must be true or false, got {value!r}")
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise CRNError(f"setting {field} must be a number, got {value!r}")

@@ -8,19 +8,18 @@ Proposals (METHOD.md, ``@sampling``):
 * ``diffusive``  every conditional convolved with a box kernel of half-width ``kernel``;
 * ``mixture``    a fraction ``uniform`` of the batch drawn uniformly over the box, the rest
                  from P_theta; every sample is weighted by the mixture density
-                 q = (1 - u) P_theta + u / |box|.
+                 q = (1 - u) P_theta + u / |box|;
+* ``defensive``  half the batch from P_theta, half from the alpha proposal q_alpha, weighted
+                 by q = (P_theta + q_alpha) / 2 (defensive importance sampling: w <= 2, so
+                 the fit is the P_theta-weighted one with no heavy tail, while the alpha half
+                 keeps samples where the mass is going).
 
-Importance weights w = P_theta / q, normalised to mean 1, for ``reweight``:
+``auto`` from a single-state start is ``SpreadingStart``: the alpha proposal with tempered
+weights while P_theta is still concentrated, then ``defensive`` for good.
 
-* ``true``      the exact weights, with those above sqrt(B) times the mean clipped
-                (truncated importance sampling) and the rest renormalised, so one sample
-                cannot carry the whole batch;
-* ``tempered``  w^beta with the largest beta in [0, 1] whose effective sample size is at
-                least half the batch (beta = 1 whenever the exact weights are that even): for
-                a proposal far from P_theta (the alpha proposal around a point mass) the fit
-                moves smoothly from q-weighted towards P_theta-weighted as P_theta spreads.
-                Biased towards q while beta < 1; for fitting, not for estimates;
-* ``false``     every weight 1 (the fit is weighted by q).
+Importance weights w = P_theta / q are normalised to mean 1; weights above sqrt(B) times
+the mean are clipped (truncated importance sampling) and the rest renormalised, so one
+sample cannot carry the whole batch. With ``reweight = false`` every weight is 1.
 
 Shapes: B batch, L species, M_max largest number of outcomes of one species.
 """
@@ -31,7 +30,8 @@ from dataclasses import dataclass
 
 import torch
 
-PROPOSALS = ("plain", "alpha", "diffusive", "mixture")
+PROPOSALS = ("plain", "alpha", "diffusive", "mixture", "defensive")
+DEFENSIVE_SHARE = 0.5     # fraction of a defensive batch drawn from the alpha proposal
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class Sampler:
     alpha: float = 0.3
     kernel: int = 10
     uniform: float = 0.1
-    reweight: bool | str = True          # True | False | "tempered"
+    reweight: bool = True
 
     @classmethod
     def from_settings(cls, settings) -> "Sampler":
@@ -53,11 +53,11 @@ class Sampler:
                                  hint=did_you_mean(settings.sampling, PROPOSALS)
                                  or f"use one of {', '.join(PROPOSALS)}")
         return cls(settings.sampling, float(settings.alpha), int(settings.kernel),
-                   float(settings.uniform), settings.reweight)
+                   float(settings.uniform), bool(settings.reweight))
 
     def transform(self):
         """The per-conditional transform of ``net.sample`` / ``net.proposal_log_prob`` (or None)."""
-        if self.kind == "alpha":
+        if self.kind in ("alpha", "defensive"):
             return alpha_transform(self.alpha)
         if self.kind == "diffusive":
             return diffusive_transform(self.kernel)
@@ -79,21 +79,28 @@ class Sampler:
                 log_q = torch.logaddexp(log_p + math.log1p(-self.uniform) if self.uniform < 1
                                         else torch.full_like(log_p, -math.inf),
                                         torch.full_like(log_p, math.log(self.uniform) - log_box_size(net)))
-            return x, self.weights(log_p - log_q)
+            return x, importance_weights(log_p - log_q)
+        if self.kind == "defensive":
+            return self._draw_defensive(net, n, generator)
         transform = self.transform()
         x = net.sample(n, generator, transform)
         if not self.reweight:
             return x, torch.ones(n, dtype=_dtype(net), device=x.device)
         with torch.no_grad():
             log_w = net.log_prob(x) - net.proposal_log_prob(x, transform)
-        return x, self.weights(log_w)
+        return x, importance_weights(log_w)
 
-    def weights(self, log_w: torch.Tensor) -> torch.Tensor:
-        """(B,) log(P/q) -> (B,) weights by the ``reweight`` rule (True or "tempered")."""
-        return tempered_weights(log_w) if self.reweight == "tempered" else importance_weights(log_w)
-
-
-MIN_ESS_FRACTION = 0.5        # tempered weights keep an effective sample size >= this * B
+    def _draw_defensive(self, net, n: int, generator):
+        transform = self.transform()
+        n_alpha = min(n, int(round(DEFENSIVE_SHARE * n)))
+        x = torch.cat([net.sample(n - n_alpha, generator), net.sample(n_alpha, generator, transform)])
+        if not self.reweight:
+            return x, torch.ones(n, dtype=_dtype(net), device=x.device)
+        with torch.no_grad():
+            log_p = net.log_prob(x)
+            log_q = torch.logaddexp(log_p + math.log1p(-DEFENSIVE_SHARE),
+                                    net.proposal_log_prob(x, transform) + math.log(DEFENSIVE_SHARE))
+        return x, importance_weights(log_p - log_q)
 
 
 def importance_weights(log_w: torch.Tensor) -> torch.Tensor:
@@ -107,16 +114,43 @@ def importance_weights(log_w: torch.Tensor) -> torch.Tensor:
     return w
 
 
-def tempered_weights(log_w: torch.Tensor, min_ess: float = MIN_ESS_FRACTION) -> torch.Tensor:
-    """(B,) log(P/q) -> (B,) weights w^beta with mean 1 (``reweight = tempered``)."""
-    log_w = log_w - log_w.max()
-    w = torch.exp(tempering_exponent(log_w, min_ess) * log_w)
-    return w / w.mean()
+@dataclass
+class SpreadingStart:
+    """``sampling = auto`` from a single-state start, in two phases.
+
+    1. While P_theta is concentrated: samples of the alpha proposal, weights (P/q)^beta with
+       the largest beta in [0, 1] that keeps an effective sample size of half the batch. At
+       first beta is near 0: the fit is q-weighted and sees the states the mass is flowing
+       into, which P-weighting would ignore while their P is still tiny.
+    2. Once beta reaches ``switch_beta`` (P_theta has spread): ``defensive`` from then on,
+       the P_theta-weighted fit that keeps long runs accurate (the alpha weights stay
+       uneven on a multimodal P, so phase 1 would keep the fit biased towards q).
+
+    ``spread`` (the phase) is part of a checkpoint.
+    """
+
+    alpha: float = 0.3
+    switch_beta: float = 0.5
+    spread: bool = False
+
+    def draw(self, net, n: int, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.spread:
+            return Sampler("defensive", alpha=self.alpha).draw(net, n, generator)
+        transform = alpha_transform(self.alpha)
+        x = net.sample(n, generator, transform)
+        with torch.no_grad():
+            log_w = net.log_prob(x) - net.proposal_log_prob(x, transform)
+        log_w = log_w - log_w.max()
+        beta = tempering_exponent(log_w)
+        if beta >= self.switch_beta:
+            self.spread = True
+        w = torch.exp(beta * log_w)
+        return x, w / w.mean()
 
 
-def tempering_exponent(log_w: torch.Tensor, min_ess: float = MIN_ESS_FRACTION, iterations: int = 30) -> float:
-    """The largest beta in [0, 1] with ESS(exp(beta log_w)) >= min_ess * B (bisection;
-    the ESS falls monotonically as beta grows from 0, where it is B)."""
+def tempering_exponent(log_w: torch.Tensor, min_ess: float = 0.5, iterations: int = 30) -> float:
+    """The largest beta in [0, 1] with ESS(exp(beta log_w)) >= min_ess * B, by bisection
+    (the ESS falls monotonically from B at beta = 0 as beta grows)."""
     n = log_w.numel()
 
     def ess_fraction(beta: float) -> float:

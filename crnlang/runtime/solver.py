@@ -22,8 +22,8 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .estimates import Estimator, Snapshot, stack_snapshots
 from .optimizers import ADAM_LR, adam_epochs, fit_initial, ngd_epochs
 from .rare import rare_probability
-from .sampling import Sampler
-from .stepping import INTEGRATORS, TDVP, StepPlace, adaptive_step, integrate
+from .sampling import Sampler, SpreadingStart
+from .stepping import INTEGRATORS, TDVP, StepPlace, adaptive_step, fixed_step
 
 METHODS = ("tdvp", "ngd", "adam")
 DEFAULT_EPOCHS = {"adam": 100, "ngd": 5, "tdvp": 1}
@@ -91,19 +91,23 @@ def resolve_defaults(settings, kernel):
 
     ``lam = None``: the method's DEFAULT_LAMBDA. TDVP's least-squares fit of the CME's motion
     wants little damping (1e-3 visibly slows the toggle switch's relaxation; 1e-5 follows it).
-    ``sampling = auto``: from a single-state start every plain sample is that state, the
-    centred scores vanish and nothing moves; the alpha proposal spreads the samples over the
-    states the mass flows into, and its tempered weights (sampling.importance_weights) turn
-    the fit towards P_theta as the distribution spreads. Otherwise plain.
+    ``sampling = auto`` stays ``auto`` from a single-state start (``make_sampler``: plain
+    samples would all be that state, the centred scores vanish and nothing moves), and is
+    ``plain`` otherwise.
     """
     if settings.lam is None:
         settings = settings.updated(lam=DEFAULT_LAMBDA[settings.method])
-    if settings.sampling == "auto":
-        if starts_at_one_state(kernel):
-            settings = settings.updated(sampling="alpha", reweight="tempered")
-        else:
-            settings = settings.updated(sampling="plain")
+    if settings.sampling == "auto" and not starts_at_one_state(kernel):
+        settings = settings.updated(sampling="plain")
     return settings
+
+
+def make_sampler(settings):
+    """The step's proposal: ``SpreadingStart`` for ``auto`` (a single-state start), else the
+    named one."""
+    if settings.sampling == "auto":
+        return SpreadingStart(alpha=float(settings.alpha))
+    return Sampler.from_settings(settings)
 
 
 def save_steps(settings) -> list[int]:
@@ -140,7 +144,7 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
     net = make_network(settings.network, lower, upper, hidden=settings.hidden,
                        layers=settings.layers, dtype=dtype, generator=generator)
     settings = resolve_defaults(settings, kernel)
-    sampler = Sampler.from_settings(settings)
+    sampler = make_sampler(settings)
     epochs = settings.epochs if settings.epochs is not None else DEFAULT_EPOCHS[method]
     lr = settings.lr
     if method == "adam" and lr == 1.0:       # the shared default suits ngd/tdvp, not Adam
@@ -168,6 +172,8 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
         generator.set_state(state["rng"])
         estimator.generator.set_state(state["estimator_rng"])
         step, t, h = state["step"], state["t"], state["h"]
+        if isinstance(sampler, SpreadingStart):
+            sampler.spread = bool(state["extra"].get("spread_at") is not None)
         snapshots = [Snapshot.from_state(s) for s in state["snapshots"]]
         extra = state["extra"]
     else:
@@ -213,7 +219,8 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
                 t = step * dt
                 place = StepPlace(step, t, dt, settings.lam, settings.dtype)
                 if method == "tdvp":
-                    integrate(tdvp, net, t, dt, settings.integrator, generator, place)
+                    h, substeps = fixed_step(tdvp, net, t, dt, h, settings.integrator, generator, place)
+                    extra["substeps"] += substeps - 1
                 elif method == "ngd":
                     extra["losses"].append(ngd_epochs(net, solve_sr, kernel, sampler, t, dt, settings.batch,
                                                       epochs, lr, settings.lam, generator, place))
@@ -225,6 +232,8 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
                 extra["step_seconds"] += time.perf_counter() - tick
                 bar.update(1)
             t = step * dt
+        if getattr(sampler, "spread", False) and extra.get("spread_at") is None:
+            extra["spread_at"] = t          # (to the save after the switch)
         snapshots.append(estimator.snapshot(net, t))
         extra["outside_mass"] = max(extra.get("outside_mass", 0.0), estimator.outside_mass)
         checkpoint()

@@ -195,20 +195,25 @@ class TDVP:
 
 
 def integrate(tdvp: TDVP, net, t: float, h: float, integrator: str, generator,
-              place: StepPlace) -> None:
-    """Advance ``net`` from t to t + h with one step of ``integrator`` (euler, heun, rk4).
+              place: StepPlace) -> tuple[torch.Tensor, torch.Tensor]:
+    """Advance ``net`` from t to t + h with one step of ``integrator`` (euler, heun, rk4);
+    returns the first stage's samples and weights ((B, L), (B,)).
 
     Every stage draws its samples with the same random numbers (common random numbers), so
     the stages differ by the change of theta, not by sampling noise.
     """
     theta = get_theta(net)
     start = generator.get_state() if generator is not None else None
+    first = []
 
     def f(th: torch.Tensor, s: float) -> torch.Tensor:
         if start is not None:
             generator.set_state(start)
         set_theta(net, th)
-        return tdvp.velocity(net, s, generator, place, dt=h)[0]
+        theta_dot, x, w = tdvp.velocity(net, s, generator, place, dt=h)
+        if not first:
+            first.append((x, w))
+        return theta_dot
 
     if integrator == "euler":
         new = theta + h * f(theta, t)
@@ -226,6 +231,60 @@ def integrate(tdvp: TDVP, net, t: float, h: float, integrator: str, generator,
         raise CRNSolverError(f"unknown integrator '{integrator}'", hint=f"use one of {', '.join(INTEGRATORS)}")
     check_finite(new, "the network parameters", place)
     set_theta(net, new)
+    return first[0]
+
+
+MAX_STEP_CHANGE = 0.1     # rms change of log P (centred, weighted) one fixed step may make
+MIN_SUBSTEP = 1e-9        # substeps are never shorter than this fraction of dt
+
+
+def log_p_change(net, theta_before: torch.Tensor, x: torch.Tensor, w: torch.Tensor) -> float:
+    """Weighted rms of the centred change of log P on the samples x (B, L), weights w (B,),
+    between the parameters ``theta_before`` and the network's current ones."""
+    with torch.no_grad():
+        after = net.log_prob(x)
+        now = get_theta(net)
+        set_theta(net, theta_before)
+        diff = after - net.log_prob(x)
+        set_theta(net, now)
+        w = w / w.sum()
+        diff = diff - (w * diff).sum()
+        return float(torch.sqrt((w * diff * diff).sum()))
+
+
+def fixed_step(tdvp: TDVP, net, t: float, dt: float, h: float, integrator: str, generator,
+               place: StepPlace) -> tuple[float, int]:
+    """Advance ``net`` from t to t + dt with ``integrator``, in substeps where one step of
+    dt would move log P too far; returns (the substep length to try next, substeps taken).
+
+    A step that changes log P by more than MAX_STEP_CHANGE (weighted rms over its samples,
+    centred) is undone and retried with a shorter h (same random numbers). That happens
+    where the explicit step is unstable, e.g. the first steps from a single-state start,
+    where mass leaves the state at its full out-rate; once the distribution is smooth every
+    step is one step of dt. ``h`` carries the substep length from step to step (grows x2
+    per accepted substep, up to dt).
+    """
+    remaining, substeps = dt, 0
+    while remaining > 1e-12 * dt:
+        h = min(h, remaining)
+        theta = get_theta(net)
+        start = generator.get_state() if generator is not None else None
+        x, w = integrate(tdvp, net, t, h, integrator, generator, place)
+        change = log_p_change(net, theta, x, w)
+        if not math.isfinite(change):
+            raise CRNSolverError(f"the change of log P is not finite at step {place.step} (t = {t:.6g})",
+                                 hint="try a smaller dt or a larger lambda")
+        if change > MAX_STEP_CHANGE and h > MIN_SUBSTEP * dt:
+            set_theta(net, theta)
+            if start is not None:
+                generator.set_state(start)
+            h = max(h * max(0.1, 0.9 * MAX_STEP_CHANGE / change), MIN_SUBSTEP * dt)
+            continue
+        t += h
+        remaining -= h
+        substeps += 1
+        h = min(2.0 * h, dt)
+    return h, substeps
 
 
 def adaptive_step(tdvp: TDVP, net, t: float, h: float, h_max: float, tol: float, generator,
