@@ -47,6 +47,10 @@ def per_step_broad(kernel, settings, steps: int, solver: str = "auto") -> float:
     from crnlang.runtime.sampling import Sampler
     from crnlang.runtime.stepping import TDVP, StepPlace, integrate
 
+    from crnlang.runtime.solver import DEFAULT_LAMBDA
+
+    settings = settings.updated(lam=settings.lam or DEFAULT_LAMBDA[settings.method],
+                                sampling="plain" if settings.sampling == "auto" else settings.sampling)
     dtype = {"float64": torch.float64, "float32": torch.float32}[settings.dtype]
     gen = torch.Generator().manual_seed(0)
     net = make_network("nade", kernel.LOWER, kernel.UPPER, hidden=settings.hidden, dtype=dtype, generator=gen)
@@ -56,7 +60,7 @@ def per_step_broad(kernel, settings, steps: int, solver: str = "auto") -> float:
         return _solve_sr(n, x, w, v, lam, solver=solver)
 
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    tdvp = TDVP(kernel, sampler, solve_sr, settings.batch, settings.lam or 1e-5)
+    tdvp = TDVP(kernel, sampler, solve_sr, settings.batch, settings.lam)
     start = time.perf_counter()
     for step in range(steps):
         place = StepPlace(step, step * settings.dt, settings.dt, settings.lam, settings.dtype)
@@ -107,7 +111,7 @@ def hellinger(p, q) -> float:
 def bench_full(method: str, t_end: float, overrides: dict, tol: float | None = None) -> None:
     """The whole run with the file's settings (changed by ``overrides``), then FSP."""
     model, kernel = toggle()
-    settings = model.settings.updated(method=method, t_end=t_end, save_every=200, **overrides)
+    settings = model.settings.updated(method=method, t_end=t_end, **{"save_every": 200, **overrides})
     start = time.perf_counter()
     result = run_neural(kernel, settings, progress=True, **({"tol": tol} if tol else {}))
     wall = time.perf_counter() - start
@@ -135,10 +139,14 @@ def main() -> None:
     parser.add_argument("--batch", type=int)
     parser.add_argument("--dt", type=float)
     parser.add_argument("--lam", type=float, help="lambda (default: the method's)")
+    parser.add_argument("--save-every", type=int, help="steps between saved times (default 200)")
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--epochs", type=int)
     parser.add_argument("--tol", type=float, default=None, help="adaptive tolerance (default: the solver's)")
     args = parser.parse_args()
     if args.full:
-        overrides = {k: getattr(args, k) for k in ("integrator", "sampling", "batch", "dt", "lam")
+        overrides = {k: getattr(args, k) for k in ("integrator", "sampling", "batch", "dt", "lam", "save_every",
+                                                      "lr", "epochs")
                      if getattr(args, k) is not None}
         if args.reweight is not None:
             overrides["reweight"] = {"true": True, "false": False}.get(args.reweight, args.reweight)

@@ -100,6 +100,16 @@ def test_birth_death_ngd(birth_death):
     assert max(bd_errors(result)) < 0.01
 
 
+def test_ngd_splits_the_stiff_start_of_the_toggle_switch(toggle):
+    """ngd at the file's dt = 0.005 from the single-state start: the first steps' targets ask
+    for too large a change of log P and are split into substeps (without: Hellinger 0.30)."""
+    model, kernel = toggle
+    result = run_neural(kernel, model.settings.updated(method="ngd", t_end=0.05, save_every=5, batch=1000))
+    assert result.extra["substeps"] > 10 + 20
+    errors = fsp_errors(model, result)
+    assert errors.max() < 0.03, errors
+
+
 def test_birth_death_adam(birth_death):
     model, kernel = birth_death
     result = run_neural(kernel, bd_settings(model, method="adam", dt=1.0, t_end=2.0, save_every=1,
@@ -376,11 +386,13 @@ def test_early_life_runs_on_the_reduced_state_and_rebuilds_the_eliminated_specie
     assert result.marginal("S0", 0.0)[2] > 0.999                 # S0 starts at 2
 
 
-@pytest.mark.xfail(reason="known gap: the S1-S2 correlation (S0's marginal) lags FSP early on "
-                          "(Hellinger ~0.1 at t = 0.01)", strict=False)
+@pytest.mark.xfail(reason="known gap (issue 6): from the single-state start [2, 49, 49] the split "
+                          "between S1 and S2 drifts (their marginals 0.1-0.25 from FSP by t = 0.05; "
+                          "S0's within 0.03)", strict=False)
 def test_early_life_matches_fsp(early_life):
+    """The file's own settings (euler, dt = 4e-4, B = 2000), to t = 0.05."""
     model, kernel = early_life
-    result = run_neural(kernel, early_settings(model, 0.01), tol=3e-2)
+    result = run_neural(kernel, model.settings.updated(t_end=0.05, save_every=25))
     errors = fsp_errors(model, result)
     assert errors.max() < 0.02, errors
 

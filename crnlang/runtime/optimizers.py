@@ -21,6 +21,7 @@ import torch
 from .stepping import StepPlace, check_finite, get_theta, log_target, set_theta
 
 ADAM_LR = 1e-3          # the adam learning rate when the model leaves lr at its default (1.0)
+MAX_TARGET_CHANGE = 0.05   # rms change of log P one step's Euler target may ask for (centred, weighted)
 
 
 def frozen_copy(net):
@@ -29,6 +30,24 @@ def frozen_copy(net):
     for p in frozen.parameters():
         p.requires_grad_(False)
     return frozen
+
+
+def substeps_needed(net, kernel, sampler, t: float, dt: float, batch: int, generator,
+                    max_substeps: int = 100) -> int:
+    """How many equal substeps the Euler target of a step of dt needs: the target may move
+    log P by at most MAX_TARGET_CHANGE (weighted rms over fresh samples, centred), like the
+    tdvp step guard (stricter: the epochs only approach the target). One step of dt where the distribution is smooth; many in the first
+    steps from a single-state start, where mass leaves the state at its full out-rate."""
+    x, w = sampler.draw(net, batch, generator)
+    with torch.no_grad():
+        log_p = net.log_prob(x)
+        change = log_target(net, kernel, x, t, dt, log_p) - log_p
+        w = w / w.sum()
+        change = change - (w * change).sum()
+        rms = float(torch.sqrt((w * change * change).sum()))
+    if not math.isfinite(rms):
+        return max_substeps
+    return max(1, min(max_substeps, math.ceil(rms / MAX_TARGET_CHANGE)))
 
 
 def adam_epochs(net, optimizer, kernel, sampler, t: float, dt: float, batch: int, epochs: int,
@@ -166,4 +185,4 @@ def fit_initial(net, kernel, lower, upper, spread: float, generator, keep_v: flo
             "init_point_mass": point_mass}
 
 
-__all__ = ["adam_epochs", "ngd_epochs", "fit_initial", "frozen_copy", "ADAM_LR", "set_theta"]
+__all__ = ["adam_epochs", "ngd_epochs", "substeps_needed", "fit_initial", "frozen_copy", "ADAM_LR", "set_theta"]

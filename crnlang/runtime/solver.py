@@ -20,7 +20,7 @@ from ..errors import CRNAnalysisError, CRNSolverError, did_you_mean
 from ..result import Result
 from .checkpoint import load_checkpoint, save_checkpoint
 from .estimates import Estimator, Snapshot, stack_snapshots
-from .optimizers import ADAM_LR, adam_epochs, fit_initial, ngd_epochs
+from .optimizers import ADAM_LR, adam_epochs, fit_initial, ngd_epochs, substeps_needed
 from .rare import rare_probability
 from .sampling import Sampler, SpreadingStart
 from .stepping import INTEGRATORS, TDVP, StepPlace, adaptive_step, fixed_step
@@ -221,12 +221,18 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
                 if method == "tdvp":
                     h, substeps = fixed_step(tdvp, net, t, dt, h, settings.integrator, generator, place)
                     extra["substeps"] += substeps - 1
-                elif method == "ngd":
-                    extra["losses"].append(ngd_epochs(net, solve_sr, kernel, sampler, t, dt, settings.batch,
-                                                      epochs, lr, settings.lam, generator, place))
                 else:
-                    extra["losses"].append(adam_epochs(net, optimizer, kernel, sampler, t, dt, settings.batch,
-                                                       epochs, generator, place))
+                    n_sub = substeps_needed(net, kernel, sampler, t, dt, settings.batch, generator)
+                    h_sub = dt / n_sub
+                    for k in range(n_sub):
+                        if method == "ngd":
+                            loss = ngd_epochs(net, solve_sr, kernel, sampler, t + k * h_sub, h_sub,
+                                              settings.batch, epochs, lr, settings.lam, generator, place)
+                        else:
+                            loss = adam_epochs(net, optimizer, kernel, sampler, t + k * h_sub, h_sub,
+                                               settings.batch, epochs, generator, place)
+                    extra["losses"].append(loss)
+                    extra["substeps"] += n_sub - 1
                 step += 1
                 extra["substeps"] += 1
                 extra["step_seconds"] += time.perf_counter() - tick
