@@ -401,7 +401,7 @@ def test_plain_sampling_from_a_point_start_warns(toggle):
     model, kernel = toggle
     result = run_neural(kernel, model.settings.updated(method="tdvp", t_end=0.01, dt=0.005, batch=200,
                                                        sampling="plain"))
-    assert any("@sampling(alpha)" in w for w in result.warnings)
+    assert any("@sampling(auto)" in w for w in result.warnings)
 
 
 def test_default_sampling_moves_off_a_point_start(toggle):

@@ -257,8 +257,9 @@ class Settings:
     layers: int = 1
     # @sampling
     sampling: str = "auto"        # auto | plain | alpha | diffusive | mixture | defensive
-                                  # (auto: defensive from a single-state start, where plain
-                                  # samples all coincide; else plain)
+                                  # (auto: from a single-state start, where plain samples all
+                                  # coincide, alpha then defensive (sampling.SpreadingStart);
+                                  # else plain)
     alpha: float = 0.3
     kernel: int = 10
     uniform: float = 0.1

@@ -34,10 +34,12 @@ def frozen_copy(net):
 
 def substeps_needed(net, kernel, sampler, t: float, dt: float, batch: int, generator,
                     max_substeps: int = 100) -> int:
-    """How many equal substeps the Euler target of a step of dt needs: the target may move
-    log P by at most MAX_TARGET_CHANGE (weighted rms over fresh samples, centred), like the
-    tdvp step guard (stricter: the epochs only approach the target). One step of dt where the distribution is smooth; many in the first
-    steps from a single-state start, where mass leaves the state at its full out-rate."""
+    """How many equal substeps the Euler target of a step of dt needs.
+
+    The target may move log P by at most MAX_TARGET_CHANGE (weighted rms over fresh
+    samples, centred), like the tdvp step guard (stricter: the epochs only approach the
+    target). One step of dt where the distribution is smooth; many in the first steps from
+    a single-state start, where mass leaves the state at its full out-rate."""
     x, w = sampler.draw(net, batch, generator)
     with torch.no_grad():
         log_p = net.log_prob(x)

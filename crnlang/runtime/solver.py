@@ -273,7 +273,7 @@ def _result(kernel, settings, snapshots, extra, net, init_spread, wall) -> Resul
     if extra.get("init_point_mass", False) and settings.sampling == "plain" and settings.reweight:
         warnings.append("the initial distribution is (nearly) a single state and sampling is plain: "
                         "samples of P_theta cannot see the states the mass flows into; use "
-                        "@sampling(alpha) (or leave sampling at auto) and integrator = adaptive")
+                        "the default @sampling(auto)")
     if extra.get("init_kl", 0.0) > INIT_KL_WARN:
         warnings.append(f"the network fits the initial distribution only to KL {extra['init_kl']:.3g}")
     if extra.get("outside_mass", 0.0) > OUTSIDE_WARN:

@@ -178,7 +178,7 @@ class TDVP:
     log_euler: bool = False
 
     def velocity(self, net, t: float, generator, place: StepPlace, dt: float | None = None):
-        """theta_dot (P,), and the samples (x (B, L), w (B,)) it used."""
+        """theta_dot (P,), and the samples it used: x (B, L), w (B,), their log P (B,)."""
         x, w = self.sampler.draw(net, self.batch, generator)
         with torch.no_grad():
             log_p = net.log_prob(x)
@@ -191,13 +191,13 @@ class TDVP:
         check_finite(values, "the local rate E(n)", place)
         theta_dot = self.solve_sr(net, x, w, values, self.lam)
         check_finite(theta_dot, "theta_dot", place)
-        return theta_dot.detach(), x, w
+        return theta_dot.detach(), x, w, log_p
 
 
 def integrate(tdvp: TDVP, net, t: float, h: float, integrator: str, generator,
               place: StepPlace) -> tuple[torch.Tensor, torch.Tensor]:
     """Advance ``net`` from t to t + h with one step of ``integrator`` (euler, heun, rk4);
-    returns the first stage's samples and weights ((B, L), (B,)).
+    returns the first stage's samples, weights and log P before the step ((B, L), (B,), (B,)).
 
     Every stage draws its samples with the same random numbers (common random numbers), so
     the stages differ by the change of theta, not by sampling noise.
@@ -210,9 +210,9 @@ def integrate(tdvp: TDVP, net, t: float, h: float, integrator: str, generator,
         if start is not None:
             generator.set_state(start)
         set_theta(net, th)
-        theta_dot, x, w = tdvp.velocity(net, s, generator, place, dt=h)
+        theta_dot, x, w, log_p = tdvp.velocity(net, s, generator, place, dt=h)
         if not first:
-            first.append((x, w))
+            first.append((x, w, log_p))
         return theta_dot
 
     if integrator == "euler":
@@ -238,15 +238,11 @@ MAX_STEP_CHANGE = 0.1     # rms change of log P (centred, weighted) one fixed st
 MIN_SUBSTEP = 1e-9        # substeps are never shorter than this fraction of dt
 
 
-def log_p_change(net, theta_before: torch.Tensor, x: torch.Tensor, w: torch.Tensor) -> float:
+def log_p_change(net, x: torch.Tensor, w: torch.Tensor, log_p_before: torch.Tensor) -> float:
     """Weighted rms of the centred change of log P on the samples x (B, L), weights w (B,),
-    between the parameters ``theta_before`` and the network's current ones."""
+    from ``log_p_before`` (B,) to the network's current parameters."""
     with torch.no_grad():
-        after = net.log_prob(x)
-        now = get_theta(net)
-        set_theta(net, theta_before)
-        diff = after - net.log_prob(x)
-        set_theta(net, now)
+        diff = net.log_prob(x) - log_p_before
         w = w / w.sum()
         diff = diff - (w * diff).sum()
         return float(torch.sqrt((w * diff * diff).sum()))
@@ -269,8 +265,8 @@ def fixed_step(tdvp: TDVP, net, t: float, dt: float, h: float, integrator: str, 
         h = min(h, remaining)
         theta = get_theta(net)
         start = generator.get_state() if generator is not None else None
-        x, w = integrate(tdvp, net, t, h, integrator, generator, place)
-        change = log_p_change(net, theta, x, w)
+        x, w, log_p = integrate(tdvp, net, t, h, integrator, generator, place)
+        change = log_p_change(net, x, w, log_p)
         if not math.isfinite(change):
             raise CRNSolverError(f"the change of log P is not finite at step {place.step} (t = {t:.6g})",
                                  hint="try a smaller dt or a larger lambda")
@@ -301,7 +297,7 @@ def adaptive_step(tdvp: TDVP, net, t: float, h: float, h_max: float, tol: float,
         if start is not None:
             generator.set_state(start)
         set_theta(net, theta)
-        k1, x, w = tdvp.velocity(net, t, generator, place, dt=h)
+        k1, x, w, _ = tdvp.velocity(net, t, generator, place, dt=h)
         euler = theta + h * k1
         if start is not None:
             generator.set_state(start)
