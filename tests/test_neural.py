@@ -308,9 +308,9 @@ def test_toggle_switch_start_matches_fsp(toggle):
 
 @pytest.mark.slow
 def test_toggle_switch_to_half_matches_fsp(toggle):
+    """The file's own settings to t = 0.5, saved every 0.05 (measured 0.013-0.018)."""
     model, kernel = toggle
-    settings = model.settings.updated(**DELTA_START, t_end=0.5, dt=0.005, save_every=10, batch=1000)
-    result = run_neural(kernel, settings, tol=3e-2)
+    result = run_neural(kernel, model.settings.updated(t_end=0.5, save_every=10))
     errors = fsp_errors(model, result)
     assert errors.max() < 0.02, errors
 
