@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from .stepping import StepPlace, check_finite, get_theta, log_target, set_theta
+from .stepping import StepPlace, check_finite, get_theta, log_target, set_theta, weighted_rms
 
 ADAM_LR = 1e-3          # the adam learning rate when the model leaves lr at its default (1.0)
 MAX_TARGET_CHANGE = 0.05   # rms change of log P one step's Euler target may ask for (centred, weighted)
@@ -50,10 +50,7 @@ def substeps_needed(net, kernel, sampler, t: float, dt: float, batch: int, gener
     x, w = sampler.draw(net, batch, generator)
     with torch.no_grad():
         log_p = net.log_prob(x)
-        change = log_target(net, kernel, x, t, dt, log_p) - log_p
-        w = w / w.sum()
-        change = change - (w * change).sum()
-        rms = float(torch.sqrt((w * change * change).sum()))
+        rms = weighted_rms(log_target(net, kernel, x, t, dt, log_p) - log_p, w)
         out = float(kernel.out_rates(x, t).to(torch.float64).sum(-1).max())
     if not math.isfinite(rms):
         return max_substeps

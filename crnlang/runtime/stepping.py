@@ -238,14 +238,20 @@ MAX_STEP_CHANGE = 0.1     # rms change of log P (centred, weighted) one fixed st
 MIN_SUBSTEP = 1e-9        # substeps are never shorter than this fraction of dt
 
 
+def weighted_rms(values: torch.Tensor, w: torch.Tensor, centred: bool = True) -> float:
+    """sqrt(sum w v^2 / sum w) of (B,) values and weights, after subtracting the weighted
+    mean when ``centred`` (a change of log P by a constant is no change of P)."""
+    w = w / w.sum()
+    if centred:
+        values = values - (w * values).sum()
+    return float(torch.sqrt((w * values * values).sum()))
+
+
 def log_p_change(net, x: torch.Tensor, w: torch.Tensor, log_p_before: torch.Tensor) -> float:
     """Weighted rms of the centred change of log P on the samples x (B, L), weights w (B,),
     from ``log_p_before`` (B,) to the network's current parameters."""
     with torch.no_grad():
-        diff = net.log_prob(x) - log_p_before
-        w = w / w.sum()
-        diff = diff - (w * diff).sum()
-        return float(torch.sqrt((w * diff * diff).sum()))
+        return weighted_rms(net.log_prob(x) - log_p_before, w)
 
 
 def fixed_step(tdvp: TDVP, net, t: float, dt: float, h: float, integrator: str, generator,
@@ -308,8 +314,7 @@ def adaptive_step(tdvp: TDVP, net, t: float, h: float, h_max: float, tol: float,
         with torch.no_grad():
             log_euler = net.log_prob(x)
             set_theta(net, heun)
-            diff = net.log_prob(x) - log_euler
-            err = float(torch.sqrt((w * diff * diff).sum() / w.sum()))
+            err = weighted_rms(net.log_prob(x) - log_euler, w, centred=False)
         if not math.isfinite(err):
             raise CRNSolverError(f"the step-size error estimate is not finite at step {place.step} "
                                  f"(t = {t:.6g})", hint="try a smaller dt or a larger lambda")
