@@ -329,7 +329,7 @@ def test_toggle_switch_to_half_matches_fsp(toggle):
 def test_toggle_switch_full_run_matches_fsp(toggle):
     """The whole T = 40 run with the file's own settings (euler, dt = 0.005, B = 2000, auto
     sampling, lambda 1e-5): every species within Hellinger 0.02 of FSP at every saved time
-    (measured 0.012 at worst, about 6.5 min on 2 cores)."""
+    (measured 0.012 at worst; 6.5 min with 2 torch threads, 13 min with the tests' one)."""
     model, kernel = toggle
     result = run_neural(kernel, model.settings.updated(save_every=200))
     errors = fsp_errors(model, result)
