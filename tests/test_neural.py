@@ -336,20 +336,21 @@ def test_toggle_switch_full_run_matches_fsp(toggle):
     assert errors.max() < 0.02, errors
 
 
-def test_gene_expression_matches_fsp():
+def gene_expression_errors(t_end: float, save_every: int, batch: int) -> np.ndarray:
+    """fsp_errors of an adaptive tdvp run of gene_expression.crn (dt = 0.1)."""
     model = crnlang.load(EXAMPLES / "gene_expression.crn")
-    settings = model.settings.updated(**DELTA_START, t_end=4.0, dt=0.1, save_every=20, batch=500)
-    result = run_neural(crnlang.compile(model), settings, tol=3e-2)
-    errors = fsp_errors(model, result)
+    settings = model.settings.updated(**DELTA_START, t_end=t_end, dt=0.1, save_every=save_every, batch=batch)
+    return fsp_errors(model, run_neural(crnlang.compile(model), settings, tol=3e-2))
+
+
+def test_gene_expression_matches_fsp():
+    errors = gene_expression_errors(t_end=4.0, save_every=20, batch=500)
     assert errors.max() < 0.01, errors
 
 
 @pytest.mark.slow
 def test_gene_expression_long_matches_fsp():
-    model = crnlang.load(EXAMPLES / "gene_expression.crn")
-    settings = model.settings.updated(**DELTA_START, t_end=20.0, dt=0.1, save_every=50, batch=1000)
-    result = run_neural(crnlang.compile(model), settings, tol=3e-2)
-    errors = fsp_errors(model, result)
+    errors = gene_expression_errors(t_end=20.0, save_every=50, batch=1000)
     assert errors.max() < 0.01, errors
 
 

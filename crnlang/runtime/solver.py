@@ -174,7 +174,7 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
         estimator.generator.set_state(state["estimator_rng"])
         step, t, h = state["step"], state["t"], state["h"]
         if isinstance(sampler, SpreadingStart):
-            sampler.spread = bool(state["extra"].get("spread_at") is not None)
+            sampler.spread = state["extra"].get("spread_at") is not None
         snapshots = [Snapshot.from_state(s) for s in state["snapshots"]]
         extra = state["extra"]
     else:

@@ -195,7 +195,7 @@ class TDVP:
 
 
 def integrate(tdvp: TDVP, net, t: float, h: float, integrator: str, generator,
-              place: StepPlace) -> tuple[torch.Tensor, torch.Tensor]:
+              place: StepPlace) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Advance ``net`` from t to t + h with one step of ``integrator`` (euler, heun, rk4);
     returns the first stage's samples, weights and log P before the step ((B, L), (B,), (B,)).
 
