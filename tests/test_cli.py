@@ -149,7 +149,7 @@ def test_export_then_import_round_trip(tmp_path, bd_file):
 
 
 def test_import_dsmts_event_case_is_a_clear_error():
-    xml = SHARED / "dsmts" / "00028" / "00028-sbml-l3v2.xml"
+    xml = REPO / "tests" / "data" / "dsmts" / "suite" / "00028" / "00028-sbml-l3v2.xml"
     if not xml.exists():
         pytest.skip("DSMTS data not beside the checkout")
     code, _, err = run("import", xml)

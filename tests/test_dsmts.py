@@ -27,7 +27,7 @@ from crnlang.reference.fsp import solve_fsp
 from crnlang.reference.ssa import solve_ssa
 
 DATA = Path(__file__).resolve().parent / "data" / "dsmts"
-SUITE = Path(__file__).resolve().parents[1].parent / "shared" / "dsmts"
+SUITE = DATA / "suite"   # the public suite (SBML, analytic tables), shipped with the tests
 CASES = sorted(p.stem for p in DATA.glob("*.crn"))
 SKIPPED = {   # crnlang has no events
     "00028": "event: X = 50 at t >= 25",

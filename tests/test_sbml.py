@@ -19,7 +19,7 @@ from crnlang.io.sbml import NAMESPACE, export_sbml, import_sbml, read_sbml_model
 from crnlang.model.semantics import propensity
 
 REPO = Path(__file__).resolve().parents[1]
-DSMTS = REPO.parent / "shared" / "dsmts"
+DSMTS = REPO / "tests" / "data" / "dsmts" / "suite"   # the public suite, shipped with the tests
 EXAMPLES = sorted((REPO / "examples").glob("*.crn"))
 
 CASES = [f"{i:05d}" for i in range(1, 40)]
