@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from .errors import CRNError
+from .vocabulary import METHODS
 
 _SECTIONS = {
     "solve": None, "network": {"kind": "network"}, "sampling": {"kind": "sampling"},
@@ -171,7 +172,7 @@ def _load_with_overrides(file, assignments):
 
 @cli.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--method", type=click.Choice(["tdvp", "ngd", "adam", "fsp", "ssa", "auto"]),
+@click.option("--method", type=click.Choice(list(METHODS)),
               help="override @solve(method=...)")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
               help="override a setting: solve.dt=1e-3, network.hidden=32, param.c1=3 ...")

@@ -8,9 +8,9 @@ from dataclasses import replace
 from .errors import CRNError
 from .model.ir import Model, Settings
 from .model.settings import check_setting
+from .vocabulary import METHODS
+from .vocabulary import NEURAL_METHODS as NEURAL
 
-METHODS = ("tdvp", "ngd", "adam", "fsp", "ssa", "auto")
-NEURAL = ("tdvp", "ngd", "adam")
 FSP_AUTO_MAX_LOG10_STATES = 6.3     # `auto` never picks FSP above ~2 million box states
 FSP_AUTO_MAX_WORK = 2e11            # ... nor when states * reactions * max rate * t_end exceeds this
 

@@ -246,7 +246,7 @@ class Settings:
     batch: int = 2000
     lr: float = 1.0
     lam: float | None = None      # None: the method's default (tdvp 1e-5, ngd and adam 1e-3)
-    integrator: str = "euler"     # euler | heun | rk4
+    integrator: str = "euler"     # one of vocabulary.INTEGRATORS
     dtype: str = "float64"        # float32 | float64
     seed: int = 0
     save_every: int = 10

@@ -7,21 +7,20 @@ from __future__ import annotations
 
 from ..errors import CRNError, CRNNameError, CRNSemanticError, did_you_mean
 from ..syntax import ast
+from ..vocabulary import DTYPES, INTEGRATORS, METHODS, NETWORKS, SAMPLINGS
 from .ir import Settings
-
-METHODS = ("tdvp", "ngd", "adam", "fsp", "ssa", "auto")
 
 # annotation -> (positional key or None, {key: type}); a type is a tuple of words (an enum),
 # or one of "float+" (> 0), "float0" (>= 0), "float", "int+" (> 0), "int0" (>= 0), "bool", "unit" (0..1)
 ANNOTATIONS: dict[str, tuple[str | None, dict[str, object]]] = {
     "solve": ("method", {
         "method": METHODS, "dt": "float+", "t_end": "float+", "batch": "int+", "lr": "float+",
-        "lambda": "float+", "integrator": ("euler", "heun", "rk4", "adaptive"), "dtype": ("float32", "float64"),
+        "lambda": "float+", "integrator": INTEGRATORS, "dtype": DTYPES,
         "seed": "int0", "save_every": "int+", "epochs": "int+",
     }),
-    "network": ("network", {"network": ("nade", "gru", "transformer"), "hidden": "int+", "layers": "int+"}),
+    "network": ("network", {"network": NETWORKS, "hidden": "int+", "layers": "int+"}),
     "sampling": ("sampling", {
-        "sampling": ("auto", "plain", "alpha", "diffusive", "mixture", "defensive"), "alpha": "float+", "kernel": "int+",
+        "sampling": SAMPLINGS, "alpha": "float+", "kernel": "int+",
         "uniform": "unit", "reweight": "bool",
     }),
     "rare": (None, {}),

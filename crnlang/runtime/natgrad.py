@@ -215,7 +215,8 @@ def _split_named(net: torch.nn.Module, vec: torch.Tensor) -> dict[str, torch.Ten
     return out
 
 
-def _dense_scores(net: AutoregressiveNet, x: torch.Tensor) -> torch.Tensor:
+def dense_scores(net: AutoregressiveNet, x: torch.Tensor) -> torch.Tensor:
+    """(B, L) -> (B, P) the score matrix O, from the structure for NADE."""
     if isinstance(net, NADE):
         return NadeScores.of(net, x).dense()
     return score_matrix(net, x)
@@ -361,8 +362,23 @@ def _cholesky_solve(A: torch.Tensor, rhs: torch.Tensor, what: str) -> torch.Tens
 # Each _solve_* returns (delta (P,), ||O~ delta - v~||^2, CG iterations). In sample space
 # (K + lam) u = v~ and delta = O~^T u give O~ delta - v~ = K u - v~ = -lam u: the misfit is free.
 
+def solve_rows(rows: torch.Tensor, w: torch.Tensor, values: torch.Tensor,
+               lam: float) -> tuple[torch.Tensor, float]:
+    """delta (P,) = argmin sum_b w_b (rows_b . d - values_b - c)^2 + lam |d|^2 over d and the
+    free constant c, for explicit rows (B, P), normalised weights w (B,) and values (B,);
+    also the unexplained fraction ||O~ delta - v~||^2 / ||v~||^2 (as SolveInfo.residual)."""
+    sw = w.sqrt()
+    v_tilde = sw * (values - w @ values)
+    delta, misfit, _ = _solve_dense_rows(rows, w, sw, v_tilde, lam)
+    norm = float(v_tilde @ v_tilde)
+    return delta, float(misfit) / norm if norm > 0 else 0.0
+
+
 def _solve_dense(net, x, w, sw, v_tilde, lam):
-    O = _dense_scores(net, x)
+    return _solve_dense_rows(dense_scores(net, x), w, sw, v_tilde, lam)
+
+
+def _solve_dense_rows(O, w, sw, v_tilde, lam):
     O_tilde = sw[:, None] * (O - w @ O)
     B, P = O_tilde.shape
     if B < P:

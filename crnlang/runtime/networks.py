@@ -31,11 +31,10 @@ import torch
 from torch import nn
 
 from ..errors import CRNSolverError
+from ..vocabulary import NETWORKS as KINDS
 
 Transform = Callable[[torch.Tensor, int], torch.Tensor]
 """transform(probs (n, M_max), i) -> (n, M_max) proposal weights for species i (need not sum to 1)."""
-
-KINDS = ("nade", "gru", "transformer")
 
 
 class AutoregressiveNet(nn.Module):

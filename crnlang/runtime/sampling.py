@@ -30,7 +30,8 @@ from dataclasses import dataclass
 
 import torch
 
-PROPOSALS = ("plain", "alpha", "diffusive", "mixture", "defensive")
+from ..vocabulary import PROPOSALS
+
 DEFENSIVE_SHARE = 0.5     # fraction of a defensive batch drawn from the alpha proposal
 
 

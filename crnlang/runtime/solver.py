@@ -18,14 +18,15 @@ import torch
 
 from ..errors import CRNAnalysisError, CRNSolverError, did_you_mean
 from ..result import Result
+from ..vocabulary import NEURAL_METHODS as METHODS
 from .checkpoint import load_checkpoint, save_checkpoint
 from .estimates import Estimator, Snapshot, stack_snapshots
 from .optimizers import ADAM_LR, adam_epochs, fit_initial, ngd_epochs, substeps_needed
+from .implicit import IMPLICIT_TOL, ImplicitStepper, implicit_step
 from .rare import rare_probability
 from .sampling import Sampler, SpreadingStart
-from .stepping import INTEGRATORS, TDVP, StepPlace, adaptive_step, fixed_step
+from .stepping import INTEGRATORS, STEP_CONTROLLED, TDVP, StepPlace, adaptive_step, fixed_step
 
-METHODS = ("tdvp", "ngd", "adam")
 DEFAULT_EPOCHS = {"adam": 100, "ngd": 5, "tdvp": 1}
 DEFAULT_LAMBDA = {"adam": 1e-3, "ngd": 1e-3, "tdvp": 1e-5}
 INIT_SPREAD = 1e-5       # mass of the initial distribution spread uniformly over the box
@@ -122,12 +123,13 @@ def save_steps(settings) -> list[int]:
 
 def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
                progress: bool = False, init_spread: float = INIT_SPREAD,
-               tol: float = ADAPTIVE_TOL, log_euler: bool = False, solver: str = "auto",
+               tol: float | None = None, log_euler: bool = False, solver: str = "auto",
                stop_after_saves: int | None = None, keep_v: float = 0.0,
                edge_upper=None) -> Result:
     """The neural solve of a kernel module (see the module docstring).
 
-    ``log_euler``: the tdvp euler step uses the reference's values log(1 + dt E)/dt instead
+    ``tol``: the local error per step of the step-controlled integrators (None: ADAPTIVE_TOL
+    for adaptive, IMPLICIT_TOL for implicit). ``log_euler``: the tdvp euler step uses the reference's values log(1 + dt E)/dt instead
     of E. ``solver``: the linear solve of ngd/tdvp (natgrad.solve_sr: auto, cholesky,
     structured, cg). ``stop_after_saves``: raise RunInterrupted after that many saves in
     this call (stands in for a killed run in tests). ``edge_upper``: the declared
@@ -157,6 +159,9 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
 
     tdvp = TDVP(kernel, sampler, solve_sr, settings.batch, settings.lam,
                 log_euler=log_euler and settings.integrator == "euler")
+    if tol is None:
+        tol = IMPLICIT_TOL if settings.integrator == "implicit" else ADAPTIVE_TOL
+    implicit = ImplicitStepper(tol)
     estimator = Estimator(kernel, lower, upper, edge_upper=edge_upper,
                           generator=torch.Generator().manual_seed(int(settings.seed) + 1))
     targets = save_steps(settings)
@@ -201,12 +206,16 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
         if target <= step:
             continue
         t_target = target * dt
-        if settings.integrator == "adaptive" and method == "tdvp":
+        if settings.integrator in STEP_CONTROLLED and method == "tdvp":
             while t < t_target * (1 - 1e-12):
                 tick = time.perf_counter()
                 place = StepPlace(step, t, h, settings.lam, settings.dtype)
                 h_try = min(h, t_target - t)
-                taken, h_next = adaptive_step(tdvp, net, t, h_try, settings.t_end, tol, generator, place)
+                if settings.integrator == "implicit":
+                    taken, h_next = implicit_step(implicit, tdvp, net, t, h_try, settings.t_end,
+                                                  generator, place)
+                else:
+                    taken, h_next = adaptive_step(tdvp, net, t, h_try, settings.t_end, tol, generator, place)
                 extra.setdefault("adaptive_steps", []).append((t, taken))
                 t = t_target if taken >= t_target - t else t + taken
                 h = max(h_next, h) if h_try < h and taken == h_try else h_next

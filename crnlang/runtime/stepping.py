@@ -23,8 +23,7 @@ import torch
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from ..errors import CRNSolverError
-
-INTEGRATORS = ("euler", "heun", "rk4", "adaptive")
+from ..vocabulary import INTEGRATORS, STEP_CONTROLLED  # noqa: F401 (re-exported)
 KEY_PAD = 4                    # margin of the row keys of unique_log_prob
 MAX_STEP_RATE = 2.0            # dt * out(n) above this on most samples: dt is absurd
 MAX_LOG_RATIO = 600.0          # P_t(n - nu)/P_t(n) is capped at e^600 (finite in float64)
