@@ -180,18 +180,44 @@ def _load_with_overrides(file, assignments):
 @click.option("--resume", is_flag=True, help="continue a killed neural run from its checkpoint")
 @click.option("--no-plots", is_flag=True, help="skip the PNG plots")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar")
+@click.option("--threads", type=click.IntRange(min=1), metavar="N",
+              help="torch intra-op threads (default: torch's own choice)")
 @guarded
-def solve(file, method, assignments, out, resume, no_plots, quiet):
+def solve(file, method, assignments, out, resume, no_plots, quiet, threads):
     """Solve the CME of FILE and write summary.json, results.npz and plots."""
     from .dispatch import solve as run_solve
 
     model, settings = _load_with_overrides(file, assignments)
+    method = method or settings.pop("method", None)       # --method wins over --set method=
     out_dir = Path(out) if out else Path("out") / model.name
+    check_writable(out_dir)
+    _set_threads(threads)
     result = run_solve(model, method=method, checkpoint_dir=out_dir / "checkpoint",
                        resume=resume, progress=not quiet and sys.stderr.isatty(), **settings)
     written = result.save(out_dir) if not no_plots else _save_without_plots(result, out_dir)
     click.echo(format_summary(result))
     click.echo(f"wrote {len(written)} files to {out_dir}/")
+
+
+def check_writable(out_dir: Path) -> None:
+    """Refuse an output folder that cannot be written before any work is done (usage error)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise click.UsageError(f"--out {out_dir}: exists and is not a folder; name a folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".crnlang-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise click.UsageError(f"--out {out_dir}: cannot write there ({e.strerror or e}); "
+                               "name a folder you can write to") from None
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def _save_without_plots(result, out_dir):
@@ -213,11 +239,13 @@ def simulate(file, runs, seed, assignments, out, no_plots):
     from .dispatch import solve as run_solve
 
     model, settings = _load_with_overrides(file, assignments)
+    settings.pop("method", None)                          # simulate is always ssa
     settings["batch"] = runs
     if seed is not None:
         settings["seed"] = seed
-    result = run_solve(model, method="ssa", **settings)
     out_dir = Path(out) if out else Path("out") / model.name / "ssa"
+    check_writable(out_dir)
+    result = run_solve(model, method="ssa", **settings)
     written = result.save(out_dir) if not no_plots else _save_without_plots(result, out_dir)
     click.echo(format_summary(result))
     click.echo(f"wrote {len(written)} files to {out_dir}/")

@@ -113,6 +113,11 @@ def solve(model, method: str | None = None, params: dict | None = None, *,
         model = with_params(model, params)
     settings = settings_with(model, method, overrides)
     model = replace(model, settings=settings)
+    if not model.species:
+        from .errors import CRNAnalysisError
+
+        raise CRNAnalysisError("nothing to solve: the model declares no species",
+                               hint="declare species and reactions, e.g. `species X <= 10` and `0 -> X @ 1`")
     chosen = settings.method
     if chosen != "ssa":
         from .analysis.analyze import analyze
@@ -139,4 +144,8 @@ def solve(model, method: str | None = None, params: dict | None = None, *,
                               progress=progress)
     if not result.wall_seconds:
         result.wall_seconds = time.perf_counter() - start
+    grid_end = float(result.times[-1]) if len(result.times) else 0.0
+    if abs(grid_end - settings.t_end) > 1e-9 * max(1.0, settings.t_end):
+        result.warnings.append(f"t_end = {settings.t_end:g} is not a whole number of steps of dt = "
+                               f"{settings.dt:g}: the last saved time is {grid_end:g}")
     return result

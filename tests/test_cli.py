@@ -189,3 +189,49 @@ def test_unbounded_species_error_points_at_declaration(tmp_path):
     code, _, err = run("solve", path, "--method", "fsp", "--out", tmp_path / "o")
     assert code == 1
     assert f"{path}:2:17: error: species 'X' has no upper bound" in err
+
+
+# ------------------------------------------------------------------ refused before any work
+def test_an_unwritable_out_is_refused_before_the_solve(bd_file, tmp_path):
+    not_a_folder = tmp_path / "a_file"
+    not_a_folder.write_text("x")
+    code, out, err = run("solve", bd_file, "--method", "fsp", "--out", not_a_folder)
+    assert code == 2 and "is a file" in out + err
+    code, out, err = run("solve", bd_file, "--method", "fsp", "--out", "/dev/null")
+    assert code == 2 and "is not a folder" in out + err
+
+
+def test_set_method_is_the_method(bd_file, tmp_path):
+    code, out, err = run("solve", bd_file, "--set", "method=fsp", "--out", tmp_path / "o", "--no-plots")
+    assert code == 0, out + err
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["method"] == "fsp"
+    code, out, err = run("simulate", bd_file, "--set", "method=fsp", "-n", "50", "--out", tmp_path / "s",
+                    "--no-plots")
+    assert code == 0, out + err
+
+
+def test_an_empty_model_is_an_error_not_a_solve(tmp_path):
+    empty = tmp_path / "empty.crn"
+    empty.write_text("# nothing here\n")
+    code, out, err = run("solve", empty, "--out", tmp_path / "o")
+    assert code == 1 and "declares no species" in out + err
+
+
+def test_t_end_off_the_dt_grid_warns(bd_file, tmp_path):
+    code, out, err = run("solve", bd_file, "--method", "fsp", "--set", "t_end=10.5", "--set", "dt=1",
+                    "--out", tmp_path / "o", "--no-plots")
+    assert code == 0, out + err
+    assert "not a whole number of steps" in out + err and "last saved time is 10" in out + err
+
+
+def test_threads_option(bd_file, tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        code, out, err = run("solve", bd_file, "--method", "fsp", "--threads", "1", "--out", tmp_path / "o",
+                        "--no-plots")
+        assert code == 0, out + err
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
