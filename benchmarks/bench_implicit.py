@@ -24,13 +24,7 @@ import crnlang
 from crnlang.runtime.solver import run_neural
 
 REPO = Path(__file__).resolve().parents[1]
-STIFF = """
-model stiff_immigration_death
-species X <= 39
-0 -> X @ 1000
-X -> 0 @ 100
-init X ~ poisson(2)
-"""
+STIFF = REPO / "tests" / "data" / "stiff_immigration_death.crn"     # exit rate 2000, relaxation 100
 
 
 def hellinger(p, q) -> float:
@@ -117,7 +111,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     common = dict(batch=500, sampling="mixture")
-    compare("stiff immigration-death (exit rate 2000, relaxation 100)", crnlang.parse(STIFF), [
+    compare("stiff immigration-death (exit rate 2000, relaxation 100)", crnlang.load(STIFF), [
         ("euler dt = 2e-5 (baseline)", dict(integrator="euler", dt=2e-5, **common)),
         ("euler dt = 2e-3", dict(integrator="euler", dt=2e-3, **common)),
         ("implicit (first h = 1e-3)", dict(integrator="implicit", dt=1e-3, **common)),

@@ -8,6 +8,7 @@ step at the same length diverges.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,13 +23,7 @@ from crnlang.runtime.stepping import local_rate
 
 from test_neural import hellinger, poisson_box
 
-STIFF = """
-model stiff_immigration_death
-species X <= 39
-0 -> X @ 1000
-X -> 0 @ 100
-init X ~ poisson(2)
-"""
+STIFF = Path(__file__).resolve().parent / "data" / "stiff_immigration_death.crn"
 BIRTH, DEATH, START = 1000.0, 100.0, 2.0
 
 
@@ -40,7 +35,7 @@ def stiff_lambda(t: float) -> float:
 
 @pytest.fixture(scope="module")
 def stiff():
-    model = crnlang.parse(STIFF)
+    model = crnlang.load(STIFF)
     return model, crnlang.compile(model)
 
 
