@@ -16,12 +16,12 @@ from crnlang.model.semantics import propensity
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((REPO / "examples").glob("*.crn"))
-LANGUAGE_MD = REPO.parent / "shared" / "LANGUAGE.md"
+LANGUAGE_MD = REPO / "tests" / "data" / "LANGUAGE.md"   # the language contract, shipped
 
 
 def language_md_models() -> list[str]:
     """The model texts of LANGUAGE.md: its ``` blocks that are models, and the Python example's."""
-    text = LANGUAGE_MD.read_text() if LANGUAGE_MD.exists() else ""
+    text = LANGUAGE_MD.read_text()
     blocks = text.split("```")[1::2]
     models = [b for b in blocks if re.search(r"^(model|species) ", b, re.M) and "crnlang.parse" not in b]
     models += re.findall(r'crnlang\.parse\("""(.*?)"""\)', text, re.S)
@@ -45,7 +45,6 @@ def test_examples_round_trip(path):
     assert write_crn(back) == text       # and the writer is stable
 
 
-@pytest.mark.skipif(not LANGUAGE_MD.exists(), reason="LANGUAGE.md not found next to the repo")
 def test_language_md_examples_round_trip():
     models = language_md_models()
     assert len(models) >= 3
