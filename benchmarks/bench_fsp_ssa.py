@@ -123,7 +123,7 @@ def crnlang_models():
 
 
 def bench_fsp(models) -> list[tuple]:
-    from crnlang.reference.fsp import solve_fsp
+    from crnlang.dispatch import solve_fsp
 
     solve_fsp(models["schlogl2"].with_settings(t_end=0.01))     # warm: compile the kernels
     rows = []
@@ -137,7 +137,7 @@ def bench_fsp(models) -> list[tuple]:
 
 
 def bench_ssa(models, runs: int) -> dict:
-    from crnlang.reference.ssa import solve_ssa
+    from crnlang.dispatch import solve_ssa
 
     out = {}
     for name, model in models.items():

@@ -15,7 +15,7 @@ from __future__ import annotations
 from .errors import (CRNAnalysisError, CRNError, CRNImportError, CRNMultipleErrors,  # noqa: F401
                      CRNNameError, CRNSemanticError, CRNSolverError, CRNSyntaxError, Loc)
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: F401
 
 __all__ = ["parse", "load", "analyze", "emit", "compile", "solve", "CRNError", "__version__"]
 
@@ -34,25 +34,28 @@ def load(path):
     return _load(path)
 
 
-def analyze(model):
-    """Conservation laws, bounds, elimination and graph facts of a ``Model``: an ``Analysis``."""
-    from .analysis.analyze import analyze as _analyze
+def analyze(model, count_reachable: bool = True):
+    """Conservation laws, bounds, elimination and graph facts of a ``Model``: an ``Analysis``
+    (with the reachable-state count unless ``count_reachable=False``)."""
+    from .dispatch import analyze as _analyze
 
-    return _analyze(model)
-
-
-def emit(model) -> str:
-    """The generated solver module of ``model``, as Python source."""
-    from .codegen.emit import emit as _emit
-
-    return _emit(model)
+    return _analyze(model, count_reachable=count_reachable)
 
 
-def compile(model):  # noqa: A001 - the public name is the contract
-    """The generated solver module of ``model``, imported (cached by source hash and version)."""
-    from .codegen.emit import compile_model
+def emit(model, analysis=None) -> str:
+    """The generated solver module of ``model``, as Python source (the same text in every
+    folder and on every machine)."""
+    from .dispatch import emit as _emit
 
-    return compile_model(model)
+    return _emit(model, analysis)
+
+
+def compile(model, analysis=None, cache_dir=None):  # noqa: A001 - the public name is the contract
+    """The generated solver module of ``model``, imported (cached by source hash and version
+    under ``cache_dir``, default $CRNLANG_CACHE or ~/.cache/crnlang)."""
+    from .dispatch import compile as _compile
+
+    return _compile(model, analysis, cache_dir)
 
 
 def solve(model, method: str | None = None, **settings):

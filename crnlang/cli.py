@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from .errors import CRNError
+from .files import write_text_atomic
 from .vocabulary import METHODS
 
 _SECTIONS = {
@@ -146,17 +147,10 @@ def compile_command(file, output):
 
     source = crnlang.emit(crnlang.load(file))
     if output:
-        _atomic_write(Path(output), source)
+        write_text_atomic(output, source)
         click.echo(f"wrote {output}")
     else:
         click.echo(source, nl=False)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _load_with_overrides(file, assignments):
@@ -266,7 +260,7 @@ def import_command(xml, output, lenient, default_bound):
     for w in warnings:
         click.echo(f"{xml}: warning: {w}", err=True)
     if output:
-        _atomic_write(Path(output), text)
+        write_text_atomic(output, text)
         click.echo(f"wrote {output}")
     else:
         click.echo(text, nl=False)
@@ -284,7 +278,7 @@ def export(file, sbml, output):
 
     xml = export_sbml(crnlang.load(file))
     if output:
-        _atomic_write(Path(output), xml)
+        write_text_atomic(output, xml)
         click.echo(f"wrote {output}")
     else:
         click.echo(xml, nl=False)

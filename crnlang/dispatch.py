@@ -1,9 +1,21 @@
-"""``crnlang.solve``: merge settings, pick the method, dispatch to a backend."""
+"""The one place the pipeline runs: merge settings, analyze once, compile once with that
+analysis, pick the method, and hand ``(kernel, settings)`` to a backend.
+
+    model --analyze--> Analysis --emit--> kernel source --load--> kernel module
+          --> reference.fsp.solve_fsp_kernel | reference.ssa.solve_ssa_kernel
+              | runtime.solver.run_neural   (kernel, settings) -> Result
+
+The backends (``runtime/``, ``reference/``) see only the kernel and the settings; the
+model-level entry points (``solve_fsp``, ``solve_ssa``, ``simulate``, ``solve_neural``)
+live here. The kernel cache folder is the caller's (``cache_dir=``), else
+``default_cache_dir()``: $CRNLANG_CACHE or ~/.cache/crnlang.
+"""
 from __future__ import annotations
 
 import os
 import time
 from dataclasses import replace
+from pathlib import Path
 
 from .errors import CRNError
 from .model.ir import Model, Settings
@@ -37,7 +49,69 @@ def settings_with(model: Model, method: str | None, overrides: dict) -> Settings
     return settings
 
 
-def choose_method(model: Model, analysis) -> str:
+# ---------------------------------------------------------------- analyze, emit, compile
+def default_cache_dir() -> Path:
+    """Where compiled kernels are kept: $CRNLANG_CACHE, or ~/.cache/crnlang."""
+    root = os.environ.get("CRNLANG_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "crnlang"
+
+
+def analyze(model: Model, count_reachable: bool = False):
+    """The model's ``Analysis`` (the reachable-state search only when asked)."""
+    from .analysis.analyze import analyze as _analyze
+
+    return _analyze(model, count_reachable=count_reachable)
+
+
+def emit(model: Model, analysis=None) -> str:
+    """The generated kernel module of ``model``, as Python source."""
+    from .codegen.emit import emit as _emit
+
+    return _emit(model, analyze(model) if analysis is None else analysis)
+
+
+def compile(model: Model, analysis=None, cache_dir=None):  # noqa: A001 - the public name
+    """The generated kernel module of ``model``, imported (cached by source hash and version
+    under ``cache_dir``, default ``default_cache_dir()``)."""
+    from .codegen.loader import load_kernel
+
+    return load_kernel(emit(model, analysis), default_cache_dir() if cache_dir is None else cache_dir)
+
+
+# ---------------------------------------------------------------- the model-level backends
+def solve_fsp(model: Model, max_states: int | None = None, kernel=None):
+    """Exact FSP of ``model`` with ``model.settings`` (see ``reference.fsp``)."""
+    from .reference.fsp import solve_fsp_kernel
+
+    return solve_fsp_kernel(compile(model) if kernel is None else kernel, model.settings, max_states)
+
+
+def solve_ssa(model: Model, kernel=None):
+    """``settings.batch`` SSA runs of ``model`` (see ``reference.ssa``)."""
+    from .reference.ssa import solve_ssa_kernel
+
+    return solve_ssa_kernel(compile(model) if kernel is None else kernel, model.settings)
+
+
+def simulate(model: Model, runs: int | None = None, seed: int | None = None,
+             device: str = "cpu", kernel=None):
+    """Raw SSA trajectories of ``model``: (runs, T, L_full) int64 at the save grid."""
+    from .reference.ssa import simulate_kernel
+
+    return simulate_kernel(compile(model) if kernel is None else kernel, model.settings, runs, seed, device)
+
+
+def solve_neural(model: Model, checkpoint_dir=None, resume: bool = False, progress: bool = False,
+                 kernel=None):
+    """The neural solve of ``model`` with its settings' method (see ``runtime.solver``)."""
+    from .runtime.solver import run_neural
+
+    return run_neural(compile(model) if kernel is None else kernel, model.settings, checkpoint_dir=checkpoint_dir,
+                      resume=resume, progress=progress)
+
+
+# ---------------------------------------------------------------- the method
+def choose_method(model: Model, analysis, kernel=None) -> str:
     """``auto``: exact FSP when it is cheap, else TDVP; SSA when some species is unbounded.
 
     FSP's cost (uniformisation or Krylov) grows like states x reactions x (largest exit
@@ -48,26 +122,24 @@ def choose_method(model: Model, analysis) -> str:
         return "ssa"
     if analysis.log10_reduced is None or analysis.log10_reduced > FSP_AUTO_MAX_LOG10_STATES:
         return "tdvp"
+    kernel = compile(model, analysis) if kernel is None else kernel
     work = (10 ** analysis.log10_reduced * max(len(model.reactions), 1)
-            * max_exit_rate(model) * model.settings.t_end)
+            * max_exit_rate(kernel, model.settings.t_end) * model.settings.t_end)
     return "fsp" if work <= FSP_AUTO_MAX_WORK else "tdvp"
 
 
-def max_exit_rate(model: Model, samples: int = 4096) -> float:
-    """An estimate of the largest total out-rate over the box: random box states plus the
-    all-low and all-high corners, through the compiled kernel."""
+def max_exit_rate(kernel, t: float, samples: int = 4096) -> float:
+    """An estimate of the largest total out-rate over the box at time ``t``: random box
+    states plus the all-low and all-high corners, through the compiled kernel."""
     import torch
 
-    from .codegen.emit import compile_model
-
-    kernel = compile_model(model)
     lo = torch.tensor(kernel.LOWER, dtype=torch.float64)
     hi = torch.tensor(kernel.UPPER, dtype=torch.float64)
     generator = torch.Generator().manual_seed(0)
     states = lo + torch.floor(torch.rand(samples, len(lo), generator=generator, dtype=torch.float64)
                               * (hi - lo + 1))
     states = torch.cat([states, lo[None], hi[None]]).to(torch.int64)
-    rates = kernel.out_rates(states, model.settings.t_end)
+    rates = kernel.out_rates(states, t)
     return float(rates.sum(dim=1).max()) if rates.numel() else 0.0
 
 
@@ -92,7 +164,7 @@ def require_bounded(model: Model, analysis, method: str) -> None:
 def _as_model(model) -> Model:
     if isinstance(model, Model):
         return model
-    from . import load, parse
+    from .model.lower import load, parse
 
     if isinstance(model, os.PathLike) or (isinstance(model, str) and model.endswith(".crn")
                                           and "\n" not in model):
@@ -103,9 +175,11 @@ def _as_model(model) -> Model:
 
 
 def solve(model, method: str | None = None, params: dict | None = None, *,
-          checkpoint_dir=None, resume: bool = False, progress: bool = False, **overrides):
+          checkpoint_dir=None, resume: bool = False, progress: bool = False, cache_dir=None,
+          **overrides):
     """See ``crnlang.solve``. ``checkpoint_dir``/``resume``/``progress`` apply to the neural
-    methods (a killed run continues from its last checkpoint with ``resume=True``)."""
+    methods (a killed run continues from its last checkpoint with ``resume=True``);
+    ``cache_dir``: where the compiled kernel is kept (default ``default_cache_dir()``)."""
     model = _as_model(model)
     if params:
         from .model.lower import with_params
@@ -118,30 +192,22 @@ def solve(model, method: str | None = None, params: dict | None = None, *,
 
         raise CRNAnalysisError("nothing to solve: the model declares no species",
                                hint="declare species and reactions, e.g. `species X <= 10` and `0 -> X @ 1`")
+    analysis = analyze(model)
+    kernel = compile(model, analysis, cache_dir)
     chosen = settings.method
+    if chosen == "auto":
+        chosen = choose_method(model, analysis, kernel)
+        model = model.with_settings(method=chosen)
     if chosen != "ssa":
-        from .analysis.analyze import analyze
-
-        analysis = analyze(model, count_reachable=False)
-        if chosen == "auto":
-            chosen = choose_method(model, analysis)
-            model = model.with_settings(method=chosen)
-        if chosen != "ssa":
-            require_bounded(model, analysis, chosen)
+        require_bounded(model, analysis, chosen)
     start = time.perf_counter()
     if chosen == "fsp":
-        from .reference.fsp import solve_fsp
-
-        result = solve_fsp(model)
+        result = solve_fsp(model, kernel=kernel)
     elif chosen == "ssa":
-        from .reference.ssa import solve_ssa
-
-        result = solve_ssa(model)
+        result = solve_ssa(model, kernel=kernel)
     else:
-        from .runtime.solver import solve_neural
-
         result = solve_neural(model, checkpoint_dir=checkpoint_dir, resume=resume,
-                              progress=progress)
+                              progress=progress, kernel=kernel)
     if not result.wall_seconds:
         result.wall_seconds = time.perf_counter() - start
     grid_end = float(result.times[-1]) if len(result.times) else 0.0

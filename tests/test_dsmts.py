@@ -23,8 +23,8 @@ import pytest
 import torch
 
 import crnlang
-from crnlang.reference.fsp import solve_fsp
-from crnlang.reference.ssa import solve_ssa
+from crnlang.dispatch import solve_fsp
+from crnlang.dispatch import solve_ssa
 
 DATA = Path(__file__).resolve().parent / "data" / "dsmts"
 SUITE = DATA / "suite"   # the public suite (SBML, analytic tables), shipped with the tests

@@ -10,8 +10,8 @@ from scipy.stats import poisson
 
 import crnlang
 from crnlang.errors import CRNAnalysisError, CRNSolverError
-from crnlang.reference.common import save_times
-from crnlang.reference.fsp import solve_fsp
+from crnlang.model.grid import save_times
+from crnlang.dispatch import solve_fsp
 from kernels.dense import dense_cme
 from kernels.models import immigration_death, schlogl_chain, toggle_switch
 

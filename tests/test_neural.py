@@ -420,12 +420,12 @@ def test_plain_sampling_from_a_point_start_warns(toggle):
 
 def test_default_sampling_moves_off_a_point_start(toggle):
     """sampling = auto from a single state: alpha with tempered weights, then defensive."""
-    from crnlang.reference.fsp import solve_fsp
+    from crnlang.dispatch import solve_fsp
 
     model, kernel = toggle
     settings = model.settings.updated(method="tdvp", t_end=0.5, dt=0.005, batch=500, save_every=20)
     assert settings.sampling == "auto"
-    from crnlang.runtime.solver import solve_neural
+    from crnlang.dispatch import solve_neural
 
     result = solve_neural(model.with_settings(**{k: getattr(settings, k) for k in
                                                  ("method", "t_end", "dt", "batch", "save_every")}))

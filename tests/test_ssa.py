@@ -7,9 +7,9 @@ import torch
 from scipy.stats import poisson
 
 import crnlang
-from crnlang.reference.common import save_times
-from crnlang.reference.fsp import solve_fsp
-from crnlang.reference.ssa import simulate, solve_ssa
+from crnlang.model.grid import save_times
+from crnlang.dispatch import solve_fsp
+from crnlang.dispatch import simulate, solve_ssa
 from kernels.models import immigration_death, schlogl_chain, toggle_switch
 
 

@@ -1,1 +1,1 @@
-"""The code generator: a model's kernel as a Python module (``emit``, ``compile_model``)."""
+"""The code generator: a model's kernel as a Python module (``emit.emit`` the source, ``loader.load_kernel`` the module)."""

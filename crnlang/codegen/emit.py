@@ -1,4 +1,5 @@
-"""The code generator: ``emit(model) -> str`` and ``compile_model(model) -> module``.
+"""The code generator: ``emit(model, analysis) -> str``, a pure function of the model and its
+analysis (``loader.load_kernel`` imports the text).
 
 The generated module implements exactly the contract of ``crnlang/runtime/kernel.py``. It is
 rendered from ``templates/kernel.py.j2``; everything model-specific is computed here as small
@@ -15,19 +16,16 @@ rows shifted by the change, so it costs O(B K) beyond building x_prev.
 """
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import math
 import numbers
-import os
-import sys
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import CRNAnalysisError, CRNSemanticError
-from ..model.ir import Logic, Model, Reaction, uses_time
+from ..model.initial import check_initial
+from ..model.ir import Logic, Model, Reaction, species_in, uses_time
+from .. import version
 from .exprs import ExprCompiler, Piece
 
 TEMPLATE = "kernel.py.j2"
@@ -63,13 +61,6 @@ def py_literal(value: Any) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"{py_literal(k)}: {py_literal(v)}" for k, v in value.items()) + "}"
     raise TypeError(f"no literal for {type(value).__name__}")
-
-
-# ---------------------------------------------------------------- analysis
-def _analyze(model: Model):
-    from ..analysis.analyze import analyze
-
-    return analyze(model)
 
 
 # ---------------------------------------------------------------- the model-specific code
@@ -272,8 +263,6 @@ class KernelSource:
         At x we count the deciding terms (false ones for ``and``, true ones for ``or``); at
         x - CHANGE[k] only the terms that read a species k changes can differ, so their
         count is corrected term by term. Returns (count locals, one line per reaction)."""
-        from ..model.ir import species_in
-
         regions = []
         for i, obs in enumerate(o for o in self.model.observables if o.absorbing):
             expr = obs.expr
@@ -317,15 +306,13 @@ class KernelSource:
 
     def init_marginals(self):
         """One marginal constructor per species (code), validated here."""
-        from ..runtime import kernel_support as ks
-
         out = []
         for name in self.all_species:
             dist = self.model.init_of(name)
             lo, hi = self.bounds[name]
             try:
                 ctor, args = self._marginal(dist)
-                getattr(ks, ctor)(*args, lo=lo, hi=hi)          # validates
+                check_initial(ctor, args, lo, hi)
             except (ValueError, TypeError) as err:
                 loc = getattr(dist, "loc", None) or self.model.species_by_name(name).loc
                 raise CRNSemanticError(
@@ -363,8 +350,6 @@ class KernelSource:
 
     # ------------------------------------------------------------ all of it
     def context(self) -> dict:
-        from .. import __version__
-
         m = self.model
         full_locals, full_rows = self.full_rows()
         absorb_counts, absorb_prev_lines = self.absorbing_prev()
@@ -379,14 +364,13 @@ class KernelSource:
             lattice = {"kind": m.lattice.kind, "shape": list(m.lattice.shape),
                        "periodic": bool(m.lattice.periodic)}
         info = {
-            "name": m.name, "source": str(m.source), "crnlang_version": __version__,
-            "kinetics": m.kinetics, "settings": m.settings.to_dict(), "lattice": lattice,
+            "name": m.name, "crnlang_version": version.__version__, "kinetics": m.kinetics,
+            "lattice": lattice,
             "species_base": {s.name: (s.base or s.name) for s in m.species},
         }
         reduced_full_index = tuple(self.full_index[n] for n in self.reduced)
         return {
-            "version": __version__,
-            "source_comment": comment_text(m.source, limit=300),
+            "version": version.__version__,
             "name_comment": comment_text(m.name),
             "n_full": len(self.all_species), "n_reduced": len(self.reduced),
             "n_reactions": len(m.reactions), "kinetics_comment": comment_text(m.kinetics),
@@ -398,6 +382,8 @@ class KernelSource:
             "upper": py_literal(tuple(self.bounds[n][1] for n in self.reduced)),
             "full_lower": py_literal(tuple(self.bounds[n][0] for n in self.all_species)),
             "full_upper": py_literal(tuple(self.bounds[n][1] for n in self.all_species)),
+            "declared_upper": py_literal({s.name: int(s.hi) for s in m.species
+                                          if s.hi is not None}),
             "reactions": py_literal(tuple(r.label for r in m.reactions)),
             "change_full": [self.change_full(r) for r in m.reactions],
             "change": [[row[self.full_index[n]] for n in self.reduced]
@@ -435,68 +421,7 @@ def _template():
     return env.get_template(TEMPLATE)
 
 
-def emit(model: Model, analysis=None) -> str:
-    """The generated kernel module of ``model``, as Python source.
-
-    ``analysis``: an ``Analysis`` of the model (computed with ``crnlang.analyze`` if omitted).
-    """
-    if analysis is None:
-        analysis = _analyze(model)
+def emit(model: Model, analysis) -> str:
+    """The generated kernel module of ``model``, as Python source: a pure function of the
+    model and its ``Analysis`` (the same text on every machine and in every folder)."""
     return _template().render(**KernelSource(model, analysis).context())
-
-
-# ---------------------------------------------------------------- compile (cache + import)
-_LOADED: dict[str, Any] = {}
-
-
-def cache_dir() -> Path:
-    """$CRNLANG_CACHE, or ~/.cache/crnlang."""
-    root = os.environ.get("CRNLANG_CACHE")
-    return Path(root) if root else Path.home() / ".cache" / "crnlang"
-
-
-def source_key(source: str) -> str:
-    """sha256 of the generated source and the crnlang version."""
-    from .. import __version__
-
-    return hashlib.sha256(f"{__version__}\0{source}".encode("utf-8")).hexdigest()
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".py")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def compile_model(model: Model, analysis=None):
-    """The generated kernel module of ``model``, imported.
-
-    The source is written to ``cache_dir()/kernel_<key>.py`` (key: sha256 of the source and
-    the crnlang version), so an unchanged model imports the cached file and any change to the
-    model, the code generator or the version gives a new file and a new module name.
-    """
-    source = emit(model, analysis)
-    key = source_key(source)
-    if key in _LOADED:
-        return _LOADED[key]
-    name = f"crnlang_kernel_{key[:32]}"
-    path = cache_dir() / f"kernel_{key[:32]}.py"
-    if not path.exists() or path.read_text(encoding="utf-8") != source:
-        _write_atomic(path, source)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(name, None)
-        raise
-    _LOADED[key] = module
-    return module

@@ -42,9 +42,9 @@ import torch
 from scipy import sparse
 
 from ..errors import CRNAnalysisError, CRNSolverError
-from ..model.ir import Model, Settings
+from ..model.grid import save_times
+from ..model.ir import Settings
 from ..result import Result
-from .common import declared_upper, kernel_of, save_times
 
 DEFAULT_MAX_STATES = 5_000_000
 EDGE_WARN = 1e-4
@@ -54,21 +54,16 @@ EXPLICIT_LIMIT = 2e4            # time-dependent: q * t_end up to this: RK45, ab
 ODE_RTOL, ODE_ATOL = 1e-8, 1e-12
 
 
-# ------------------------------------------------------------------ public entry points
-def solve_fsp(model: Model, max_states: int | None = None) -> Result:
-    """Exact solution of ``model``'s truncated CME with ``model.settings`` (t_end, dt, save_every)."""
-    return solve_fsp_kernel(kernel_of(model), model.settings, declared_upper(model), max_states)
-
-
-def solve_fsp_kernel(kernel, settings: Settings, declared_hi: dict[str, int],
-                     max_states: int | None = None) -> Result:
-    """FSP of a compiled kernel. ``declared_hi``: species -> declared upper bound (the edge)."""
+# ------------------------------------------------------------------ the entry point
+def solve_fsp_kernel(kernel, settings: Settings, max_states: int | None = None) -> Result:
+    """Exact solution of a compiled kernel's truncated CME with ``settings`` (t_end, dt,
+    save_every); the edge mass is watched on the kernel's DECLARED_UPPER."""
     start = time.perf_counter()
     codec = StateCodec.of(kernel)
     states = reachable_states(kernel, codec, state_limit(max_states))
     p0 = initial_probabilities(kernel, states)
     times = save_times(settings)
-    stats = Statistics(kernel, states, times, declared_hi)
+    stats = Statistics(kernel, states, times, kernel.DECLARED_UPPER)
     for i, p in enumerate(propagate(kernel, states, codec, p0, times)):
         stats.record(i, p)
     result = stats.result(kernel.NAME, settings)

@@ -29,29 +29,20 @@ import warnings
 import numpy as np
 import torch
 
-from ..model.ir import Model, Settings
+from ..model.grid import save_times
+from ..model.ir import Settings
 from ..result import Result
-from .common import kernel_of, save_times
 
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(5)
 BLOCKED_WARN = 1e-4          # warn when this fraction of the jumps hits a declared bound
 CHUNK_STATES = 1 << 20       # recorded states per kernel call in the statistics
 
 
-# ------------------------------------------------------------------ public entry points
-def solve_ssa(model: Model) -> Result:
-    """``settings.batch`` SSA runs with ``settings.seed``: means, variances, marginals,
-    observable probabilities, each with standard errors."""
-    return solve_ssa_kernel(kernel_of(model), model.settings)
-
-
-def simulate(model: Model, runs: int | None = None, seed: int | None = None,
-             device: str = "cpu") -> np.ndarray:
+# ------------------------------------------------------------------ the entry points
+def simulate_kernel(kernel, settings: Settings, runs: int | None = None, seed: int | None = None,
+                    device: str = "cpu") -> np.ndarray:
     """Raw trajectories: (runs, T, L_full) int64 copy numbers of ALL_SPECIES at the save grid
-    ``crnlang.reference.common.save_times(model.settings)``; runs/seed default to the settings'
-    batch/seed."""
-    settings = model.settings
-    kernel = kernel_of(model)
+    ``crnlang.model.grid.save_times(settings)``; runs/seed default to the settings' batch/seed."""
     times = save_times(settings)
     runs = int(settings.batch if runs is None else runs)
     seed = int(settings.seed if seed is None else seed)
@@ -60,7 +51,8 @@ def simulate(model: Model, runs: int | None = None, seed: int | None = None,
 
 
 def solve_ssa_kernel(kernel, settings: Settings, device: str = "cpu") -> Result:
-    """SSA statistics of a compiled kernel."""
+    """``settings.batch`` SSA runs of a compiled kernel with ``settings.seed``: means,
+    variances, marginals, observable probabilities, each with standard errors."""
     start = time.perf_counter()
     times = save_times(settings)
     runs = int(settings.batch)

@@ -2,16 +2,17 @@
 
 A checkpoint holds everything the run needs to continue exactly where it stopped: the
 network's and optimiser's state, t, the step counter, the adaptive step size, the RNG state
-and every snapshot saved so far. It is written to a temporary file in the same folder and
-moved into place with ``os.replace``, so a kill mid-write leaves the previous checkpoint.
+and every snapshot saved so far. It is written atomically (``crnlang.files``), so a
+kill mid-write leaves the previous checkpoint.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from ..files import write_atomic
 
 FILENAME = "neural_checkpoint.pt"
 
@@ -22,12 +23,7 @@ def checkpoint_path(directory) -> Path:
 
 def save_checkpoint(directory, state: dict[str, Any]) -> Path:
     """Write ``state`` (tensors, dicts, lists, numbers) atomically; returns the path."""
-    path = checkpoint_path(directory)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    return path
+    return write_atomic(checkpoint_path(directory), lambda handle: torch.save(state, handle))
 
 
 def load_checkpoint(directory) -> dict[str, Any] | None:

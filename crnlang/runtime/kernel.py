@@ -17,13 +17,16 @@ Constants
                                        species -> (total, {kept species: coeff}, own coeff)
     LOWER, UPPER: tuple[int, ...]      bounds of the reduced species (UPPER entry None: unbounded)
     FULL_LOWER, FULL_UPPER             the same for ALL_SPECIES
+    DECLARED_UPPER: dict[str, int]     species -> its declared upper bound (the truncation whose
+                                       edge FSP and the neural estimates watch; a bound that a
+                                       conservation law implies is not an edge)
     REACTIONS: tuple[str, ...]         reaction labels (K)
     CHANGE: torch.Tensor               (K, L) int64, change vectors on the reduced species
     CHANGE_FULL: torch.Tensor          (K, L_full) int64
     TIME_DEPENDENT: bool               some rate reads t
     OBSERVABLES: tuple[str, ...]       observable names, BOOLEAN: tuple[bool, ...] alongside
     ABSORBING: tuple[str, ...]         names of absorbing observables (may be empty)
-    MODEL: KernelInfo                  description for the runtime (settings, lattice, source)
+    MODEL: KernelInfo                  description for the runtime (name, kinetics, lattice)
 
 Functions
     full_state(x) -> (B, L_full)       eliminated species rebuilt from the conservation laws
@@ -53,9 +56,7 @@ class KernelInfo:
     """What a generated module says about itself, beyond the tensors and functions."""
 
     name: str
-    source: str                      # the .crn path (or "<string>")
     crnlang_version: str
     kinetics: str
-    settings: dict[str, Any]         # Settings.to_dict() of the model
     lattice: dict[str, Any] | None   # {"kind": "grid", "shape": [3, 3], "periodic": False} or None
     species_base: dict[str, str] = field(default_factory=dict)   # full name -> declared name

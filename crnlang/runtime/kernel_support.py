@@ -12,6 +12,8 @@ from functools import cached_property
 import numpy as np
 import torch
 
+from ..model.initial import check_initial
+
 TAIL = 1e-12            # an unbounded Poisson is cut where its upper tail is below this
 NO_UPPER = 2 ** 62      # stands for "no upper bound" in bound tensors
 MAX_INIT_SUPPORT = 10 ** 6
@@ -88,9 +90,8 @@ def _device_of(generator):
 
 class Fixed(Marginal):
     def __init__(self, value: int, lo: int = 0, hi: int | None = None):
+        check_initial("Fixed", (value,), lo, hi)
         self.value, self.lo, self.hi = int(value), lo, hi
-        if value < lo or (hi is not None and value > hi):
-            raise ValueError(f"initial value {value} outside the bounds {lo}..{hi}")
 
     def log_prob(self, values):
         return torch.zeros_like(values).masked_fill(values != self.value, -math.inf)
@@ -152,11 +153,10 @@ class Uniform(_Tabled):
     """Integers a..b inclusive, each equally likely (before truncation to [lo, hi])."""
 
     def __init__(self, a: int, b: int, lo: int = 0, hi: int | None = None):
+        check_initial("Uniform", (a, b), lo, hi)
         self.a, self.b, self.lo, self.hi = int(a), int(b), lo, hi
         self.first = max(self.a, lo)
         self.last = self.b if hi is None else min(self.b, hi)
-        if self.first > self.last:
-            raise ValueError(f"uniform({a}, {b}) has no value inside the bounds {lo}..{hi}")
 
     def _log_pmf_np(self, k):
         return np.zeros(k.shape)
@@ -167,13 +167,10 @@ class Uniform(_Tabled):
 
 class Binomial(_Tabled):
     def __init__(self, n: int, p: float, lo: int = 0, hi: int | None = None):
+        check_initial("Binomial", (n, p), lo, hi)
         self.n, self.p, self.lo, self.hi = int(n), float(p), lo, hi
-        if not 0.0 < self.p < 1.0:
-            raise ValueError("binomial p must be strictly between 0 and 1 (use a fixed value)")
         self.first = max(0, lo)
         self.last = self.n if hi is None else min(self.n, hi)
-        if self.first > self.last:
-            raise ValueError(f"binomial({n}, {p}) has no value inside the bounds {lo}..{hi}")
 
     def _log_pmf_np(self, k):
         from scipy.special import gammaln
@@ -191,9 +188,8 @@ class Binomial(_Tabled):
 
 class Poisson(_Tabled):
     def __init__(self, lam: float, lo: int = 0, hi: int | None = None):
+        check_initial("Poisson", (lam,), lo, hi)
         self.lam, self.lo, self.hi = float(lam), lo, hi
-        if not self.lam > 0.0:
-            raise ValueError("poisson rate must be positive (use a fixed 0)")
         self.first, self.last = max(0, lo), hi
 
     def _table_last(self) -> int:

@@ -1,14 +1,13 @@
-"""The neural CME solver: ``solve_neural(model) -> Result`` (methods adam, ngd, tdvp).
+"""The neural CME solver: ``run_neural(kernel, settings) -> Result`` (methods adam, ngd, tdvp).
 
-    kernel = crnlang.compile(model)                 # the model's generated module
+    kernel                                          # the model's generated module (dispatch)
     net    = make_network(...)                      # P_theta over the reduced species
     t = 0:  P_theta := the initial distribution (1 - spread) P0 + spread * uniform, checked
     every step: adam / ngd epochs towards T P_t, or a tdvp integrator step
     every save_every steps: a Snapshot (exact over the box when it is small), a checkpoint
 
-Settings come from ``model.settings`` (already merged with the caller's overrides).
-``run_neural`` does the work on a kernel module directly (tests use it with hand-written
-kernels); ``solve_neural`` compiles the model first.
+``settings`` are the model's, already merged with the caller's overrides; ``dispatch``
+compiles the model and calls ``run_neural``.
 """
 from __future__ import annotations
 
@@ -17,6 +16,7 @@ import time
 import torch
 
 from ..errors import CRNAnalysisError, CRNSolverError, did_you_mean
+from ..model.grid import save_steps
 from ..result import Result
 from ..vocabulary import NEURAL_METHODS as METHODS
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -40,18 +40,6 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 class RunInterrupted(Exception):
     """Raised by ``run_neural(stop_after_saves=N)``: a stand-in for a killed run (tests)."""
-
-
-def solve_neural(model, checkpoint_dir=None, resume: bool = False, progress: bool = False) -> Result:
-    """Solve ``model`` (a crnlang Model) with its settings' neural method."""
-    import crnlang
-
-    from ..reference.common import declared_upper
-
-    kernel = crnlang.compile(model)
-    declared = declared_upper(model)
-    return run_neural(kernel, model.settings, checkpoint_dir=checkpoint_dir, resume=resume,
-                      progress=progress, edge_upper=[declared.get(n) for n in kernel.SPECIES])
 
 
 def check_bounded(kernel) -> None:
@@ -112,28 +100,18 @@ def make_sampler(settings):
     return Sampler.from_settings(settings)
 
 
-def save_steps(settings) -> list[int]:
-    """Nominal step numbers of the saved times after t = 0 (the last one is the final step)."""
-    n_steps = max(1, int(round(settings.t_end / settings.dt)))
-    steps = list(range(settings.save_every, n_steps + 1, settings.save_every))
-    if not steps or steps[-1] != n_steps:
-        steps.append(n_steps)
-    return steps
-
-
 def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
                progress: bool = False, init_spread: float = INIT_SPREAD,
                tol: float | None = None, log_euler: bool = False, solver: str = "auto",
-               stop_after_saves: int | None = None, keep_v: float = 0.0,
-               edge_upper=None) -> Result:
+               stop_after_saves: int | None = None, keep_v: float = 0.0) -> Result:
     """The neural solve of a kernel module (see the module docstring).
 
     ``tol``: the local error per step of the step-controlled integrators (None: ADAPTIVE_TOL
     for adaptive, IMPLICIT_TOL for implicit). ``log_euler``: the tdvp euler step uses the reference's values log(1 + dt E)/dt instead
     of E. ``solver``: the linear solve of ngd/tdvp (natgrad.solve_sr: auto, cholesky,
     structured, cg). ``stop_after_saves``: raise RunInterrupted after that many saves in
-    this call (stands in for a killed run in tests). ``edge_upper``: the declared
-    truncation per state-vector species (None: a conservation-law bound), for the edge mass.
+    this call (stands in for a killed run in tests). The edge mass is watched on the
+    kernel's DECLARED_UPPER (a bound that a conservation law implies is no truncation).
     """
     from .natgrad import solve_sr as _solve_sr
     from .networks import make_network
@@ -162,6 +140,7 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
     if tol is None:
         tol = IMPLICIT_TOL if settings.integrator == "implicit" else ADAPTIVE_TOL
     implicit = ImplicitStepper(tol)
+    edge_upper = [kernel.DECLARED_UPPER.get(name) for name in kernel.SPECIES]
     estimator = Estimator(kernel, lower, upper, edge_upper=edge_upper,
                           generator=torch.Generator().manual_seed(int(settings.seed) + 1))
     targets = save_steps(settings)
