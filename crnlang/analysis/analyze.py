@@ -11,7 +11,7 @@ from ..errors import CRNAnalysisError
 from ..model.ir import Model
 from .graph import graph_facts
 from .laws import conservation_basis
-from .states import init_support, log10_box, reachable_states
+from .states import count_reachable_states, init_support, log10_box
 from .types import Analysis, ConservationLaw, Elimination
 
 
@@ -52,7 +52,7 @@ def analyze(model: Model, count_reachable: bool = True) -> Analysis:
         bounds=bounds,
         log10_box=log10_box(names, bounds),
         log10_reduced=log10_box(reduced, bounds),
-        reachable_states=(reachable_states(model, N, bounds, reduced, eliminations)
+        reachable_states=(count_reachable_states(model, N, bounds, reduced, eliminations)
                           if count_reachable else None),
         graph=graph_facts(model, rank),
     )

@@ -12,6 +12,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from .. import boxes
 from ..model.ir import InitDist, Model, species_in, uses_time
 from ..model.semantics import evaluate
 
@@ -74,7 +75,7 @@ def _never_fires(model: Model, reaction) -> bool:
         return False
 
 
-def reachable_states(model: Model, stoichiometry: np.ndarray,
+def count_reachable_states(model: Model, stoichiometry: np.ndarray,
                      bounds: Mapping[str, tuple[int, int | None]],
                      reduced: Sequence[str], eliminations: Sequence = ()) -> int | None:
     """Exact number of states reachable from the initial support inside the bounds, or None
@@ -101,8 +102,8 @@ def reachable_states(model: Model, stoichiometry: np.ndarray,
                   dtype=np.int64)             # only eliminated species can be unbounded here
     ridx = np.array([index[n] for n in reduced], dtype=np.int64)
     radix = hi[ridx] - lo[ridx] + 1
-    stride = np.cumprod(np.concatenate([[1], radix[:-1]])).astype(np.int64) if len(ridx) else radix
-    size = int(np.prod(radix))
+    stride = np.asarray(boxes.radix_strides(radix), dtype=np.int64)
+    size = boxes.box_size(lo[ridx], hi[ridx])
 
     # x_e = (total - sum_j c_j x_j) / own for each eliminated species e
     elim_idx = np.array([index[e.species] for e in eliminations], dtype=np.int64)
@@ -117,7 +118,7 @@ def reachable_states(model: Model, stoichiometry: np.ndarray,
 
     def decode(codes: np.ndarray) -> np.ndarray:
         x = np.empty((len(codes), len(names)), dtype=np.int64)
-        xr = (codes[:, None] // stride[None, :]) % radix[None, :] + lo[ridx][None, :]
+        xr = boxes.decode(codes, lo[ridx], radix, stride)
         x[:, ridx] = xr
         if len(elim_idx):
             x[:, elim_idx] = (totals[None, :] - xr @ rebuild) // owns[None, :]
@@ -145,8 +146,7 @@ def reachable_states(model: Model, stoichiometry: np.ndarray,
     visited = np.zeros(size, dtype=bool)
     slot = np.zeros(size, dtype=np.int32)
     start = start[np.all((start >= lo) & (start <= hi), axis=1)]
-    frontier = np.unique((start[:, ridx] - lo[ridx]) @ stride if len(ridx)
-                         else np.zeros(len(start), dtype=np.int64))
+    frontier = np.unique(boxes.encode(start[:, ridx], lo[ridx], stride).astype(np.int64))
     visited[frontier] = True
     while len(frontier):
         found = []

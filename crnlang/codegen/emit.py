@@ -25,6 +25,7 @@ from typing import Any, Callable
 from ..errors import CRNAnalysisError, CRNSemanticError
 from ..model.initial import check_initial
 from ..model.ir import Logic, Model, Reaction, species_in, uses_time
+from ..model.semantics import mass_action_expr
 from .. import version
 from .exprs import ExprCompiler, Piece
 
@@ -144,31 +145,17 @@ class KernelSource:
         """Code of a species' counts in the generated functions: row j of ``f`` (L_full, B)."""
         return f"f[{self.full_index[name]}]"
 
-    def mass_action_code(self, reactants, col: Callable[[str], str]) -> str | None:
-        """h(x) of the reactants under the model's kinetics (None for no reactants)."""
-        factors = []
-        for name, s in reactants:
-            c = col(name)
-            if self.model.kinetics == "power":
-                factor = " * ".join([c] * s)
-            elif self.model.kinetics in ("falling", "binomial"):
-                factor = " * ".join([c] + [f"({c} - {float(j)!r})" for j in range(1, s)])
-                if self.model.kinetics == "binomial" and s > 1:
-                    factor = f"{factor} / {float(math.factorial(s))!r}"
-            else:
-                raise CRNSemanticError(f"unknown kinetics {self.model.kinetics!r}")
-            factors.append(f"({factor})" if (s > 1 and len(reactants) > 1) else factor)
-        return " * ".join(factors) if factors else None
-
     def propensity_code(self, reaction: Reaction, col: Callable[[str], str]) -> str:
         """rate * h(x) (or the rate alone for ``=>``), constants folded."""
-        rate = ExprCompiler(self.params, col).compile(reaction.rate)
-        h = self.mass_action_code(reaction.reactants, col) if reaction.mass_action else None
-        if h is None:
+        compiler = ExprCompiler(self.params, col)
+        rate = compiler.compile(reaction.rate)
+        term = mass_action_expr(self.model.kinetics, reaction.reactants) if reaction.mass_action else None
+        if term is None:
             return rate.numeric()
+        h = compiler.compile(term).numeric()
         if rate.constant and float(rate.value) == 1.0:
             return h
-        return f"{rate.numeric()} * ({h})" if " " in h else f"{rate.numeric()} * {h}"
+        return f"{rate.numeric()} * {h}"
 
     def reaction_comment(self, reaction: Reaction) -> str:
         def side(terms):

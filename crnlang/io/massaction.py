@@ -1,7 +1,7 @@
 """Mass-action terms as expressions, and recognising them inside a rate law.
 
-``mass_action_expr("binomial", (("P", 2),))`` is ``P * (P - 1) / 2``: the term h(x) of
-``crnlang.model.ir`` written out, as SBML export needs it.
+h(x) itself is ``crnlang.model.semantics.mass_action_expr`` (``("binomial", (("P", 2),))`` is
+``P * (P - 1) / 2``), which SBML export writes out.
 
 ``split_mass_action(law, reactants, kinetics)`` answers the import question "is this kinetic
 law ``rate * h(x)`` for this kinetics convention, with ``rate`` free of the reactants?", and
@@ -18,28 +18,6 @@ from ..model.ir import Binary, Const, Expr, ParamRef, SpeciesRef, TimeRef, Unary
 from ..model.semantics import evaluate, mass_action_term
 
 _N_CHECKS = 24
-
-
-def mass_action_expr(kinetics: str, reactants) -> Expr | None:
-    """h(x) for ``reactants`` ((name, stoichiometry), ...) as an expression; None when there are
-    no reactants (h = 1)."""
-    factors: list[Expr] = []
-    divisor = 1
-    for name, s in reactants:
-        x = SpeciesRef(name)
-        if kinetics == "power":
-            factors.append(x if s == 1 else Binary("^", x, Const(float(s))))
-            continue
-        factors.append(x)
-        factors += [Binary("-", x, Const(float(j))) for j in range(1, s)]
-        if kinetics == "binomial":
-            divisor *= math.factorial(s)
-    if not factors:
-        return None
-    h = factors[0]
-    for f in factors[1:]:
-        h = Binary("*", h, f)
-    return Binary("/", h, Const(float(divisor))) if divisor != 1 else h
 
 
 def _factors(expr: Expr) -> tuple[list[Expr], list[Expr]]:

@@ -43,9 +43,9 @@ import libsbml
 from ..errors import CRNError, Loc
 from ..model.ir import (Binary, Const, Expr, InitDist, Lattice, Model, Observable, Param,
                         ParamRef, Reaction, Settings, Species, SpeciesRef, children, species_in)
-from ..model.semantics import evaluate
+from ..model.semantics import evaluate, mass_action_expr
 from .crn_writer import is_identifier, safe_identifier, site_safe_name, write_crn
-from .massaction import mass_action_expr, split_mass_action
+from .massaction import split_mass_action
 from .mathml import (MathReader, Unsupported, canonical, chain_items, constants_in, to_ast,
                      written_value)
 

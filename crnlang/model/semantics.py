@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Mapping
 
-from .ir import (Binary, Call, Compare, Const, Expr, Logic, Model, ParamRef, Reaction,
+from .ir import (KINETICS, Binary, Call, Compare, Const, Expr, Logic, Model, ParamRef, Reaction,
                  SpeciesRef, TimeRef, Unary)
 
 _CALLS = {
@@ -64,21 +64,39 @@ def evaluate(expr: Expr, params: Mapping[str, float], state: Mapping[str, float]
     raise TypeError(f"not an expression node: {expr!r}")
 
 
-def mass_action_term(kinetics: str, reactants, state: Mapping[str, float]) -> float:
-    """h(x) for the reactants ((name, stoichiometry), ...) under a kinetics convention."""
-    h = 1.0
+def mass_action_expr(kinetics: str, reactants) -> Expr | None:
+    """h(x), the mass-action term of ``reactants`` ((name, stoichiometry), ...) under a kinetics
+    convention, as an expression; None when there are no reactants (h = 1). The one definition
+    of h: the kernel compiles it, this interpreter evaluates it, SBML export writes it.
+
+        binomial: prod_i C(x_i, s_i) = x (x-1)...(x-s+1) / s!    falling: x (x-1)...(x-s+1)
+        power:    prod_i x_i^s_i
+    """
+    if kinetics not in KINETICS:
+        raise ValueError(f"unknown kinetics {kinetics!r}")
+    factors: list[Expr] = []
+    divisor = 1
     for name, s in reactants:
-        x = state[name]
+        x = SpeciesRef(name)
         if kinetics == "power":
-            h *= float(x) ** s
-        elif kinetics == "falling":
-            for j in range(s):
-                h *= x - j
-        elif kinetics == "binomial":
-            h *= math.comb(int(x), s) if x >= s else 0.0
-        else:
-            raise ValueError(f"unknown kinetics {kinetics!r}")
-    return h
+            factors.append(x if s == 1 else Binary("^", x, Const(float(s))))
+            continue
+        factors.append(x)
+        factors += [Binary("-", x, Const(float(j))) for j in range(1, s)]
+        if kinetics == "binomial":
+            divisor *= math.factorial(s)
+    if not factors:
+        return None
+    h = factors[0]
+    for f in factors[1:]:
+        h = Binary("*", h, f)
+    return Binary("/", h, Const(float(divisor))) if divisor != 1 else h
+
+
+def mass_action_term(kinetics: str, reactants, state: Mapping[str, float]) -> float:
+    """h(x) at one full state (``mass_action_expr`` evaluated)."""
+    h = mass_action_expr(kinetics, reactants)
+    return 1.0 if h is None else float(evaluate(h, {}, state))
 
 
 def propensity(model: Model, reaction: Reaction, state: Mapping[str, float], t: float = 0.0) -> float:

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from scipy import sparse
 
+from ..boxes import decode, encode, radix_strides
 from ..errors import CRNAnalysisError, CRNSolverError
 from ..model.grid import save_times
 from ..model.ir import Settings
@@ -83,7 +84,7 @@ def state_limit(max_states: int | None) -> int:
 # ------------------------------------------------------------------ state space
 @dataclass(frozen=True)
 class StateCodec:
-    """Mixed-radix integer code of a reduced state: sum_i (x_i - lo_i) * stride_i."""
+    """Mixed-radix integer code of a reduced state over the kernel's box (``crnlang.boxes``)."""
 
     lo: np.ndarray        # (L,)
     size: np.ndarray      # (L,) hi - lo + 1
@@ -100,15 +101,13 @@ class StateCodec:
                 hint=f"declare one, e.g. `species {name} <= 100`, or use method = ssa")
         lo = np.asarray(kernel.LOWER, dtype=np.int64)
         size = np.asarray(kernel.UPPER, dtype=np.int64) - lo + 1
-        if sum(math.log2(max(int(s), 1)) for s in size) > 62:
+        stride = radix_strides(size)
+        if stride is None:
             raise CRNSolverError(
                 f"the bounding box of the state space has 2^{sum(math.log2(int(s)) for s in size):.0f} "
                 "states, too many to index for FSP",
                 hint="tighten the species bounds, or use method = ssa")
-        stride = np.ones_like(size)
-        for i in range(len(size) - 2, -1, -1):
-            stride[i] = stride[i + 1] * size[i + 1]
-        return cls(lo, size, stride)
+        return cls(lo, size, np.asarray(stride, dtype=np.int64))
 
     @property
     def box(self) -> int:
@@ -116,11 +115,11 @@ class StateCodec:
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         """(..., L) int64 states -> (...,) int64 codes."""
-        return (x - self.lo) @ self.stride
+        return encode(x, self.lo, self.stride)
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """(N,) codes -> (N, L) states."""
-        return (codes[:, None] // self.stride) % self.size + self.lo
+        return decode(codes, self.lo, self.size, self.stride)
 
 
 def reachable_states(kernel, codec: StateCodec, max_states: int) -> np.ndarray:

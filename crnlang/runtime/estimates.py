@@ -18,13 +18,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..boxes import box_size
+
 EXACT_LIMIT = 200_000
 SAMPLES = 20_000          # samples per saved time when the box is too big to enumerate
 CHUNK = 50_000            # states per log_prob call when enumerating
-
-
-def box_size(lower, upper) -> int:
-    return math.prod(int(b) - int(a) + 1 for a, b in zip(lower, upper))
 
 
 def box_states(lower, upper) -> torch.Tensor:
@@ -166,4 +164,4 @@ def stack_snapshots(snapshots: list[Snapshot]) -> dict:
     return out
 
 
-__all__ = ["Estimator", "Snapshot", "stack_snapshots", "box_states", "box_size", "EXACT_LIMIT"]
+__all__ = ["Estimator", "Snapshot", "stack_snapshots", "box_states", "EXACT_LIMIT"]

@@ -30,6 +30,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from ..boxes import encode, radix_strides
 from ..errors import CRNSolverError
 from ..vocabulary import NETWORKS as KINDS
 
@@ -454,14 +455,11 @@ def unique_row_index(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         _, inverse = torch.unique(x, dim=0, return_inverse=True)
     else:
         low = x.amin(0)
-        span = (x.amax(0) - low + 1).tolist()
-        if math.prod(span) >= 2 ** 62:
+        strides = radix_strides((x.amax(0) - low + 1).tolist())
+        if strides is None:
             _, inverse = torch.unique(x, dim=0, return_inverse=True)
         else:
-            strides = [1] * len(span)
-            for i in range(len(span) - 2, -1, -1):
-                strides[i] = strides[i + 1] * span[i + 1]
-            keys = (x - low) @ torch.tensor(strides, dtype=torch.int64, device=x.device)
+            keys = encode(x, low, torch.tensor(strides, dtype=torch.int64, device=x.device))
             _, inverse = torch.unique(keys, return_inverse=True)
     U = int(inverse.max()) + 1 if B else 0
     first = torch.empty(U, dtype=torch.int64, device=x.device).scatter_(0, inverse, positions)

@@ -18,6 +18,7 @@ import torch
 from ..errors import CRNAnalysisError, CRNSolverError, did_you_mean
 from ..model.grid import save_steps
 from ..result import Result
+from ..vocabulary import INTEGRATORS, STEP_CONTROLLED
 from ..vocabulary import NEURAL_METHODS as METHODS
 from .checkpoint import load_checkpoint, save_checkpoint
 from .estimates import Estimator, Snapshot, stack_snapshots
@@ -25,7 +26,7 @@ from .optimizers import ADAM_LR, adam_epochs, fit_initial, ngd_epochs, substeps_
 from .implicit import IMPLICIT_TOL, ImplicitStepper, implicit_step
 from .rare import rare_probability
 from .sampling import Sampler, SpreadingStart
-from .stepping import INTEGRATORS, STEP_CONTROLLED, TDVP, StepPlace, adaptive_step, fixed_step
+from .stepping import TDVP, StepPlace, adaptive_step, fixed_step
 
 DEFAULT_EPOCHS = {"adam": 100, "ngd": 5, "tdvp": 1}
 DEFAULT_LAMBDA = {"adam": 1e-3, "ngd": 1e-3, "tdvp": 1e-5}

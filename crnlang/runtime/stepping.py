@@ -22,8 +22,9 @@ from dataclasses import dataclass
 import torch
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
+from ..boxes import encode, radix_strides
 from ..errors import CRNSolverError
-from ..vocabulary import INTEGRATORS, STEP_CONTROLLED  # noqa: F401 (re-exported)
+from ..vocabulary import INTEGRATORS
 KEY_PAD = 4                    # margin of the row keys of unique_log_prob
 MAX_STEP_RATE = 2.0            # dt * out(n) above this on most samples: dt is absurd
 MAX_LOG_RATIO = 600.0          # P_t(n - nu)/P_t(n) is capped at e^600 (finite in float64)
@@ -49,14 +50,13 @@ def unique_log_prob(net, x: torch.Tensor) -> torch.Tensor:
     radix over the box widened by KEY_PAD on each side; states further out are clamped to
     that margin, which merges only states outside the box, all of log P = -inf).
     """
-    lower = net.lower.to(x.device)
     radix = net.sizes.to(x.device) + 2 * KEY_PAD
-    if math.prod(int(r) for r in radix) >= 2 ** 62:
+    strides = radix_strides(radix.tolist())
+    if strides is None:
         return net.log_prob(x)
-    digits = (x.to(torch.int64) - lower + KEY_PAD).clamp(min=0)
-    digits = torch.minimum(digits, radix - 1)
-    strides = torch.cumprod(torch.cat([radix.new_ones(1), radix[:-1]]), 0)
-    keys = (digits * strides).sum(-1)
+    padded = (x.to(torch.int64) - net.lower.to(x.device) + KEY_PAD).clamp(min=0)
+    padded = torch.minimum(padded, radix - 1)
+    keys = encode(padded, 0, torch.tensor(strides, dtype=torch.int64, device=x.device))
     distinct, first, inverse = _unique_rows(keys)
     if distinct > 0.8 * x.shape[0]:
         return net.log_prob(x)
