@@ -7,6 +7,13 @@ from typing import Any
 import numpy as np
 
 
+def marginal_size(upper: int | None, largest_seen: int) -> int:
+    """M, the length of a species' marginal table P(x = 0..M-1): past the species' upper bound
+    (when it has one) and past the largest count any state or sample holds. Every solver
+    sizes its marginals by this rule."""
+    return max(0 if upper is None else int(upper), int(largest_seen)) + 1
+
+
 @dataclass
 class Result:
     """Time series of a solved model.

@@ -45,7 +45,7 @@ from ..boxes import decode, encode, radix_strides
 from ..errors import CRNAnalysisError, CRNSolverError
 from ..model.grid import save_times
 from ..model.ir import Settings
-from ..result import Result
+from ..result import Result, marginal_size
 
 DEFAULT_MAX_STATES = 5_000_000
 EDGE_WARN = 1e-4
@@ -390,9 +390,7 @@ class Statistics:
         return np.concatenate(parts).astype(np.int64) if parts else np.zeros((0, 0), np.int64)
 
     def _marginal_size(self, i: int) -> int:
-        hi = self.kernel.FULL_UPPER[i]
-        top = int(hi) if hi is not None else int(self.full[:, i].max(initial=0))
-        return max(top, int(self.full[:, i].max(initial=0))) + 1
+        return marginal_size(self.kernel.FULL_UPPER[i], self.full[:, i].max(initial=0))
 
     def _edge(self, t: float) -> np.ndarray:
         """Where a jump with positive propensity is blocked by species j's declared upper bound.

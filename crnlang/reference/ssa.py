@@ -31,7 +31,7 @@ import torch
 
 from ..model.grid import save_times
 from ..model.ir import Settings
-from ..result import Result
+from ..result import Result, marginal_size
 
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(5)
 BLOCKED_WARN = 1e-4          # warn when this fraction of the jumps hits a declared bound
@@ -280,7 +280,7 @@ def trajectory_statistics(kernel, times: np.ndarray, reduced: torch.Tensor,
     for j, name in enumerate(names):
         _moments(name, full[:, :, j].astype(np.float64), means, variances, stderr)
         hi = kernel.FULL_UPPER[j]
-        size = max(int(hi) if hi is not None else 0, int(full[:, :, j].max(initial=0))) + 1
+        size = marginal_size(hi, full[:, :, j].max(initial=0))
         marginals[name] = _histograms(full[:, :, j], size)
     del full
     for name, v in _observables(kernel, reduced, times).items():

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..boxes import box_size
+from ..result import marginal_size
 
 EXACT_LIMIT = 200_000
 SAMPLES = 20_000          # samples per saved time when the box is too big to enumerate
@@ -112,7 +113,7 @@ class Estimator:
             m, v = _mean_var(col, w)
             means[name], variances[name] = m, v
             hi = self.full_upper[j]
-            size = int(hi) + 1 if hi is not None else int(col.max()) + 1
+            size = marginal_size(hi, col.max())
             idx = col.round().to(torch.int64).clamp(0, size - 1)
             marginals[name] = torch.zeros(size, dtype=torch.float64).index_add_(0, idx, w).numpy()
             if sampled:
