@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import crnlang
-from crnlang.io.crn_writer import format_expr, format_number, site_safe_name, write_crn
+from crnlang.io.crn_format import format_expr, format_number
+from crnlang.io.crn_writer import site_safe_name, write_crn
 from crnlang.model.ir import (Binary, Call, Compare, Const, Logic, ParamRef, SpeciesRef, Unary)
 from crnlang.model.semantics import propensity
 
