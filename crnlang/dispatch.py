@@ -108,7 +108,7 @@ def solve(model, method: str | None = None, params: dict | None = None, *,
     methods (a killed run continues from its last checkpoint with ``resume=True``)."""
     model = _as_model(model)
     if params:
-        from .model.lower import with_params
+        from .model.params import with_params
 
         model = with_params(model, params)
     settings = settings_with(model, method, overrides)

@@ -361,7 +361,7 @@ def test_annotation_types():
 
 
 def test_with_params():
-    from crnlang.model.lower import with_params
+    from crnlang.model.params import with_params
 
     m = crnlang.parse("param a = 2, b = 3 * a, c = 1\nspecies X\nX -> 0 @ b\n")
     m2 = with_params(m, {"a": 5})
