@@ -13,27 +13,20 @@ lines, and the flat (per-site) body.
 """
 from __future__ import annotations
 
-import keyword
 import re
 from dataclasses import fields
 from typing import Iterable
 
 from ..model.ir import Model, Settings
 from ..model.semantics import evaluate
+from ..vocabulary import RESERVED_WORDS
 from .crn_format import (SITE_NAME, format_expr, format_number, format_reaction, init_text,
                          species_line)
 from .lattice_form import lattice_body
 
-# words the front end refuses as names (statement keywords, constants, builtins, reductions)
-RESERVED = frozenset("""
-model kinetics param func species use import module lattice diffuse init observe absorb and or
-not in t pi true false exp log sqrt sin cos abs min max sum mean all any
-""".split()) | frozenset(keyword.kwlist)
-
-
 def is_identifier(name: str) -> bool:
     """True when ``name`` can name something in a .crn file as it is."""
-    return (re.fullmatch(r"[^\W\d]\w*", name) is not None and name not in RESERVED
+    return (re.fullmatch(r"[^\W\d]\w*", name) is not None and name not in RESERVED_WORDS
             and not name.startswith("__"))
 
 
@@ -45,7 +38,7 @@ def safe_identifier(name: str, taken: set[str] | None = None) -> str:
     safe = re.sub(r"[^A-Za-z0-9_]", "_", name) or "x"
     if safe[0].isdigit() or safe.startswith("__"):
         safe = "n" + safe
-    if safe in RESERVED:
+    if safe in RESERVED_WORDS:
         safe += "_"
     out, n = safe, 2
     while out in taken:

@@ -13,9 +13,9 @@ from typing import Mapping
 
 from ..errors import CRNNameError, CRNSemanticError, Loc
 from ..syntax import ast
+from ..vocabulary import BUILTIN_FUNCS, REDUCTIONS
 from . import ir
 from .lattice import site_label, sites_of
-from .names import REDUCTIONS
 from .semantics import evaluate
 from .source import Source, error_at, suggest, with_article
 
@@ -164,7 +164,7 @@ class ExpressionLowerer:
                                f"use sum({name}), mean({name}), all(...), any(...) or a site like "
                                f"{name}[{', '.join('0' for _ in self.lattice.shape)}]")
             return ir.SpeciesRef(site_label(name, scope.site), loc)
-        if kind == "func" or name in ir.BUILTIN_FUNCS or name in REDUCTIONS:
+        if kind == "func" or name in BUILTIN_FUNCS or name in REDUCTIONS:
             raise error_at(CRNSemanticError, f"'{name}' is a function; call it with arguments", src, node.pos,
                            f"{name}(...)")
         if kind == "observable" and scope.what == "observable":
@@ -216,8 +216,8 @@ class ExpressionLowerer:
         kind = self.kinds.get(name, (None,))[0]
         if kind == "func":
             return self.inline(node, src, scope)
-        if name in ir.BUILTIN_FUNCS:
-            arity = ir.BUILTIN_FUNCS[name]
+        if name in BUILTIN_FUNCS:
+            arity = BUILTIN_FUNCS[name]
             if (arity >= 0 and len(node.args) != arity) or (arity < 0 and not node.args):
                 need = f"{arity} argument" + ("s" if arity != 1 else "") if arity >= 0 else "at least 1 argument"
                 raise error_at(CRNSemanticError, f"{name}() takes {need}, got {len(node.args)}", src, node.pos)
@@ -230,9 +230,9 @@ class ExpressionLowerer:
         if kind is not None:
             raise error_at(CRNSemanticError, f"'{name}' is {with_article(kind)}, not a function", src, node.pos,
                            f"{with_article(kind)} is used by its name, without (...)")
-        funcs = [n for n, v in self.kinds.items() if v[0] == "func"] + list(ir.BUILTIN_FUNCS) + list(REDUCTIONS)
+        funcs = [n for n, v in self.kinds.items() if v[0] == "func"] + list(BUILTIN_FUNCS) + list(REDUCTIONS)
         raise error_at(CRNNameError, f"unknown function '{name}'", src, node.pos,
-                       suggest(name, funcs) or f"builtins: {', '.join(ir.BUILTIN_FUNCS)}")
+                       suggest(name, funcs) or f"builtins: {', '.join(BUILTIN_FUNCS)}")
 
     def inline(self, node: ast.CallExpr, src: Source, scope: Scope) -> ir.Expr:
         fdef, fsrc = self.funcs[node.func]

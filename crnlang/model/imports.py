@@ -15,8 +15,8 @@ from typing import Mapping
 from ..errors import CRNError, CRNImportError, CRNNameError, CRNSemanticError
 from ..syntax import ast
 from ..syntax.parser import parse_text
-from . import ir
-from .names import REDUCTIONS, check_name
+from ..vocabulary import BUILTIN_FUNCS, REDUCTIONS
+from .names import check_name
 from .source import Source, error_at, suggest
 
 STDLIB_DIR = Path(__file__).resolve().parents[1] / "stdlib"
@@ -130,7 +130,7 @@ class Splicer:
         mod = self.modules.get(call.name)
         if mod is None:
             hint = suggest(call.name, self.modules)
-            if call.name in ir.BUILTIN_FUNCS or call.name in REDUCTIONS:
+            if call.name in BUILTIN_FUNCS or call.name in REDUCTIONS:
                 hint = f"'{call.name}' is a function; a statement cannot be a bare expression"
             raise error_at(CRNNameError, f"unknown module '{call.name}'", src, call.pos,
                            hint or "define it with `module NAME(...) { ... }` or `use` a stdlib module")

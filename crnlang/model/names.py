@@ -1,21 +1,15 @@
-"""The rules for declared names: ``check_name`` and the words no declaration may take.
+"""The rules for declared names: ``check_name`` (the reserved words are ``vocabulary``'s).
 
 Used by both lowering stages (``imports`` for modules, ``lower`` for every declaration).
 """
 from __future__ import annotations
 
-import keyword
 import unicodedata
 
 from ..errors import CRNNameError
 from ..syntax import ast
-from . import ir
+from ..vocabulary import BUILTIN_FUNCS, REDUCTIONS, RESERVED_WORDS
 from .source import Source, error_at
-
-REDUCTIONS = ("sum", "mean", "all", "any")
-KEYWORDS = frozenset({"model", "kinetics", "param", "func", "species", "use", "import", "module",
-                      "lattice", "diffuse", "init", "observe", "absorb", "and", "or", "not", "in"})
-RESERVED = KEYWORDS | {"t", "pi", "true", "false"} | set(ir.BUILTIN_FUNCS) | set(REDUCTIONS)
 
 
 def check_name(name: str, what: str, src: Source, pos: ast.Pos) -> None:
@@ -23,10 +17,10 @@ def check_name(name: str, what: str, src: Source, pos: ast.Pos) -> None:
     if name.startswith("__"):
         raise error_at(CRNNameError, f"the name '{name}' is reserved (names may not start with '__')",
                        src, pos, "rename it")
-    if name in ir.BUILTIN_FUNCS or name in REDUCTIONS:
+    if name in BUILTIN_FUNCS or name in REDUCTIONS:
         raise error_at(CRNNameError, f"{what} '{name}' has the name of a builtin function", src, pos,
                        f"rename it, e.g. '{name}_'")
-    if name in RESERVED or keyword.iskeyword(name):
+    if name in RESERVED_WORDS:
         raise error_at(CRNNameError, f"'{name}' is a reserved word and cannot name a {what}", src, pos,
                        f"rename it, e.g. '{name}_'")
     if unicodedata.normalize("NFKC", name) != name:
