@@ -155,7 +155,7 @@ def compile_command(file, output):
 
 def _load_with_overrides(file, assignments):
     import crnlang
-    from .model.lower import with_params
+    from .model.params import with_params
 
     settings, params = parse_overrides(assignments)
     model = crnlang.load(file)

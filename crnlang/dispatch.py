@@ -182,7 +182,7 @@ def solve(model, method: str | None = None, params: dict | None = None, *,
     ``cache_dir``: where the compiled kernel is kept (default ``default_cache_dir()``)."""
     model = _as_model(model)
     if params:
-        from .model.lower import with_params
+        from .model.params import with_params
 
         model = with_params(model, params)
     settings = settings_with(model, method, overrides)

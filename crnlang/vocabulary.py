@@ -1,9 +1,26 @@
-"""The words of the solver annotations, defined once: every module that checks or lists
-them (settings, dispatch, the CLI, the runtime, the docs' tables) imports them from here.
+"""The words of the language and of the solver annotations, defined once: every module that
+checks or lists them imports them from here (the parser, lowering and the .crn writer the
+reserved words; settings, dispatch, the CLI, the runtime and the docs' tables the rest).
 
-Pure data, no imports: the front end and the backends may both read it.
+Pure data, no crnlang imports: the front end and the backends may both read it.
 """
+import keyword
 
+# ---------------------------------------------------------------- the language
+# the statement keywords: the grammar's words (grammar/crn.lark), never read as a name
+KEYWORDS = frozenset(("model", "kinetics", "param", "func", "species", "use", "import", "module",
+                      "lattice", "diffuse", "init", "observe", "absorb", "and", "or", "not", "in"))
+CONSTANTS = ("t", "pi", "true", "false")     # the time, pi, the truth values of annotations
+BUILTIN_FUNCS: dict[str, int] = {            # name -> arity (-1: variadic, at least 1)
+    "exp": 1, "log": 1, "sqrt": 1, "sin": 1, "cos": 1, "abs": 1, "min": -1, "max": -1,
+}
+REDUCTIONS = ("sum", "mean", "all", "any")   # over the sites of a lattice
+# every word that cannot name anything (lowering refuses it, the .crn writer escapes it): the
+# above and Python's keywords
+RESERVED_WORDS = (KEYWORDS | frozenset(CONSTANTS) | frozenset(BUILTIN_FUNCS) | frozenset(REDUCTIONS)
+                  | frozenset(keyword.kwlist))
+
+# ---------------------------------------------------------------- the solver annotations
 NEURAL_METHODS = ("tdvp", "ngd", "adam")
 METHODS = NEURAL_METHODS + ("fsp", "ssa", "auto")
 

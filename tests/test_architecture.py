@@ -42,7 +42,6 @@ def import_graph() -> nx.DiGraph:
     return graph
 
 
-@pytest.mark.xfail(strict=True, reason="the analysis, io, model and result circles are being opened")
 def test_no_import_circles():
     cycles = [" -> ".join(c + c[:1]) for c in nx.simple_cycles(import_graph())]
     assert not cycles, "\n".join(cycles)

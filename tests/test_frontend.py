@@ -10,6 +10,7 @@ import pytest
 import crnlang
 from crnlang.model import ir
 from crnlang.model.semantics import evaluate, propensity
+from crnlang.vocabulary import KEYWORDS, RESERVED_WORDS
 
 LANGUAGE_MD = Path(__file__).resolve().parent / "data" / "LANGUAGE.md"   # the language contract, shipped
 
@@ -78,6 +79,12 @@ def test_examples_here_are_the_language_md_text():
     assert TOGGLE in blocks
     assert SCHLOGL2D in blocks
     assert any(PYTHON_EXAMPLE.strip() in b for b in blocks)
+
+
+def test_keywords_are_the_grammars_words():
+    grammar = (Path(crnlang.__file__).parent / "grammar" / "crn.lark").read_text()
+    assert set(re.findall(r'"([A-Za-z_]+)"', grammar)) == KEYWORDS
+    assert KEYWORDS <= RESERVED_WORDS
 
 
 def test_toggle_switch_ir():
@@ -361,7 +368,7 @@ def test_annotation_types():
 
 
 def test_with_params():
-    from crnlang.model.lower import with_params
+    from crnlang.model.params import with_params
 
     m = crnlang.parse("param a = 2, b = 3 * a, c = 1\nspecies X\nX -> 0 @ b\n")
     m2 = with_params(m, {"a": 5})

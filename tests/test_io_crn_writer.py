@@ -10,9 +10,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import crnlang
-from crnlang.io.crn_writer import format_expr, format_number, site_safe_name, write_crn
+from crnlang.errors import CRNError
+from crnlang.io import crn_writer
+from crnlang.io.crn_format import format_expr, format_number
+from crnlang.io.crn_writer import is_identifier, safe_identifier, site_safe_name, write_crn
+from crnlang.model import names
 from crnlang.model.ir import (Binary, Call, Compare, Const, Logic, ParamRef, SpeciesRef, Unary)
 from crnlang.model.semantics import propensity
+from crnlang.vocabulary import RESERVED_WORDS
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((REPO / "examples").glob("*.crn"))
@@ -101,6 +106,17 @@ def test_params_keep_expressions_and_overrides_keep_values():
     assert "param b = a * 3" in write_crn(model)
     tweaked = replace(model, params=(model.params[0], replace(model.params[1], value=7.5)))
     assert "param b = 7.5" in write_crn(tweaked)
+
+
+def test_writer_escapes_every_word_the_front_end_refuses():
+    # one set of reserved words (crnlang.vocabulary) for the lowering and the writer
+    assert crn_writer.RESERVED_WORDS is names.RESERVED_WORDS is RESERVED_WORDS
+    for word in sorted(RESERVED_WORDS):
+        with pytest.raises(CRNError):
+            crnlang.parse(f"species {word}\n")
+        assert not is_identifier(word)
+        safe = safe_identifier(word)
+        assert [s.name for s in crnlang.parse(f"species {safe}\n").species] == [safe]
 
 
 @pytest.mark.parametrize("expr, text", [

@@ -11,7 +11,8 @@ from ..errors import CRNAnalysisError
 from ..model.ir import Model
 from .graph import graph_facts
 from .laws import conservation_basis
-from .states import count_reachable_states, init_support, log10_box
+from .report import law_text
+from .states import count_reachable_states, init_support, log10_box, total_range
 from .types import Analysis, ConservationLaw, Elimination
 
 
@@ -63,20 +64,6 @@ def _law(model: Model, names: Sequence[str], vec: Sequence[int]) -> Conservation
     coefficients = {names[i]: int(c) for i, c in enumerate(vec) if c}
     low, high = total_range(model, coefficients)
     return ConservationLaw(coefficients, low if low == high else None)
-
-
-def total_range(model: Model, coefficients: Mapping[str, int]) -> tuple[int | None, int | None]:
-    """Smallest and largest value of sum c_i x_i(0) over the initial distribution
-    (None: no finite end). Equal ends: the total is fixed."""
-    low: int | None = 0
-    high: int | None = 0
-    for name, c in coefficients.items():
-        first, last = init_support(model.init_of(name))
-        ends = (c * first, None if last is None else c * last)
-        lo_end, hi_end = (ends if c > 0 else (ends[1], ends[0]))
-        low = None if low is None or lo_end is None else low + lo_end
-        high = None if high is None or hi_end is None else high + hi_end
-    return low, high
 
 
 # ------------------------------------------------------------------ bounds
@@ -149,16 +136,10 @@ def choose_eliminations(names: Sequence[str], laws: Sequence[ConservationLaw],
     for i, name, why in sorted(chosen, key=lambda c: order[c[1]]):
         dropped = [n for n in fixed[i].coefficients if n not in rows[i][0]]
         if dropped:
-            why += (f"; the law {_law_words(fixed[i].coefficients, fixed[i].total)} is used "
+            why += (f"; the law {law_text(fixed[i].coefficients, fixed[i].total)} is used "
                     f"without {', '.join(dropped)} (eliminated by another law)")
         out.append(Elimination(species=name, law=ConservationLaw(rows[i][0], rows[i][1]), reason=why))
     return tuple(out)
-
-
-def _law_words(coefficients: Mapping[str, int], total: int | None) -> str:
-    from .report import law_text
-
-    return law_text(coefficients, total)
 
 
 def _cancel(row: tuple[dict[str, int], int], pivot: tuple[dict[str, int], int],

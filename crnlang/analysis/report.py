@@ -1,19 +1,26 @@
-"""The readable report of ``crnlang analyze FILE``."""
+"""The readable report of ``crnlang analyze FILE``, and conservation laws in words.
+
+It reads an ``Analysis`` and its ``ConservationLaw``s by their fields and imports neither
+(``types.Analysis.report`` and ``analyze`` import this module).
+"""
 from __future__ import annotations
 
 from typing import Mapping
 
-from .types import Analysis, ConservationLaw
+from .states import total_range
 
 MAX_LISTED = 40          # longer lists (lattices) are cut with "... and N more"
 
 
-def law_text(law: ConservationLaw | Mapping[str, int], total: int | None = None) -> str:
-    """"Gx + Gx_off = 1", "P + 2 P2 = 100", "A - B = 0"; "= random" when the total is."""
-    if isinstance(law, ConservationLaw):
-        coefficients, total = law.coefficients, law.total
-    else:
+def law_text(law, total: int | None = None) -> str:
+    """"Gx + Gx_off = 1", "P + 2 P2 = 100", "A - B = 0"; "= random" when the total is.
+
+    ``law``: a ``ConservationLaw`` (its own total is used), or coefficients {name: c} with
+    ``total``."""
+    if isinstance(law, Mapping):
         coefficients = law
+    else:
+        coefficients, total = law.coefficients, law.total
     lhs = linear_text(coefficients)
     return f"{lhs} = {'random' if total is None else total}"
 
@@ -40,7 +47,7 @@ def _states(log10: float | None) -> str:
     return f"10^{log10:.2f} states"
 
 
-def _reachable(a: Analysis) -> str:
+def _reachable(a) -> str:
     if a.reachable_states is not None:
         return f"{a.reachable_states:,} states"
     if a.log10_reduced is None:
@@ -56,10 +63,9 @@ def _cut(items: list[str]) -> list[str]:
     return items[:MAX_LISTED] + [f"... and {len(items) - MAX_LISTED} more"]
 
 
-def report(a: Analysis) -> str:
-    """Species with bounds, laws, eliminations with reasons, state-space sizes, graph facts."""
-    from .analyze import total_range
-
+def report(a) -> str:
+    """Species with bounds, laws, eliminations with reasons, state-space sizes, graph facts
+    of the ``Analysis`` ``a``."""
     m = a.model
     eliminated = {e.species: e for e in a.eliminations}
     lines = [f"model {m.name}: {len(a.species)} species, {len(m.reactions)} reactions, "

@@ -1,4 +1,5 @@
-"""State-space sizes: the box of the bounds, and the exact reachable set by breadth-first search.
+"""State-space sizes: the box of the bounds, and the exact reachable set by breadth-first search;
+the range of the initial distribution (of one species, of a conservation law's total).
 
 The search works on whole frontiers with numpy: every state is a row of copy numbers (all
 species, eliminated ones included, so their bounds are honoured too), and a visited bitmap is
@@ -44,6 +45,20 @@ def init_support(dist: InitDist) -> tuple[int, int | None]:
         n, p = int(dist.args[0]), float(dist.args[1])
         return (n if p >= 1 else 0), (0 if p <= 0 else n)
     raise ValueError(f"unknown initial distribution {dist.kind!r}")
+
+
+def total_range(model: Model, coefficients: Mapping[str, int]) -> tuple[int | None, int | None]:
+    """Smallest and largest value of sum c_i x_i(0) over the initial distribution
+    (None: no finite end). Equal ends: the total is fixed."""
+    low: int | None = 0
+    high: int | None = 0
+    for name, c in coefficients.items():
+        first, last = init_support(model.init_of(name))
+        ends = (c * first, None if last is None else c * last)
+        lo_end, hi_end = (ends if c > 0 else (ends[1], ends[0]))
+        low = None if low is None or lo_end is None else low + lo_end
+        high = None if high is None or hi_end is None else high + hi_end
+    return low, high
 
 
 def _initial_states(model: Model, names: Sequence[str],

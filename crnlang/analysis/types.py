@@ -12,6 +12,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..model.ir import Model
+from .report import report as readable_report
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,4 @@ class Analysis:
 
     def report(self) -> str:
         """The readable text ``crnlang analyze FILE`` prints."""
-        from .report import report
-
-        return report(self)
+        return readable_report(self)

@@ -37,6 +37,7 @@ def save_result(result, directory, plots: bool = True):
 
 
 def load_result(directory):
-    from .results import load_result as _load
+    from ..result import Result
+    from .results import read_result_fields
 
-    return _load(directory)
+    return Result(**read_result_fields(directory))

@@ -7,39 +7,26 @@ reaction per site-local reaction, ``diffuse``) when the per-site reactions are c
 template; otherwise their sites are written as plain species renamed ``X[1,2]`` -> ``X_1_2``
 (a comment in the output says so) and the round trip holds up to that renaming.
 
-Expressions are printed with the fewest parentheses the grammar (grammar/crn.lark) needs:
-loosest first ``or`` < ``and`` < ``not`` < comparisons < ``+ -`` < ``* /`` < unary ``-``
-< ``^`` (right-associative; its left operand is an atom) < atoms.
+How numbers, expressions and statements are spelled is ``crn_format``'s (shared with
+``lattice_form``); this module holds the names the front end accepts, the settings and param
+lines, and the flat (per-site) body.
 """
 from __future__ import annotations
 
-import keyword
-import math
 import re
 from dataclasses import fields
 from typing import Iterable
 
-from ..errors import CRNError
-from ..model.ir import (Binary, Call, Compare, Const, Expr, Logic, Model, ParamRef, Reaction,
-                        Settings, SpeciesRef, TimeRef, Unary)
+from ..model.ir import Model, Settings
 from ..model.semantics import evaluate
-
-# precedence levels, loosest first (see the module docstring)
-_OR, _AND, _NOT, _CMP, _SUM, _PROD, _UNARY, _POW, _ATOM = range(1, 10)
-_BINARY_PREC = {"+": _SUM, "-": _SUM, "*": _PROD, "/": _PROD, "^": _POW}
-
-_SITE_NAME = re.compile(r"^(\w+)\[([\d,]+)\]$")
-
-# words the front end refuses as names (statement keywords, constants, builtins, reductions)
-RESERVED = frozenset("""
-model kinetics param func species use import module lattice diffuse init observe absorb and or
-not in t pi true false exp log sqrt sin cos abs min max sum mean all any
-""".split()) | frozenset(keyword.kwlist)
-
+from ..vocabulary import RESERVED_WORDS
+from .crn_format import (SITE_NAME, format_expr, format_number, format_reaction, init_text,
+                         species_line)
+from .lattice_form import lattice_body
 
 def is_identifier(name: str) -> bool:
     """True when ``name`` can name something in a .crn file as it is."""
-    return (re.fullmatch(r"[^\W\d]\w*", name) is not None and name not in RESERVED
+    return (re.fullmatch(r"[^\W\d]\w*", name) is not None and name not in RESERVED_WORDS
             and not name.startswith("__"))
 
 
@@ -51,7 +38,7 @@ def safe_identifier(name: str, taken: set[str] | None = None) -> str:
     safe = re.sub(r"[^A-Za-z0-9_]", "_", name) or "x"
     if safe[0].isdigit() or safe.startswith("__"):
         safe = "n" + safe
-    if safe in RESERVED:
+    if safe in RESERVED_WORDS:
         safe += "_"
     out, n = safe, 2
     while out in taken:
@@ -60,128 +47,15 @@ def safe_identifier(name: str, taken: set[str] | None = None) -> str:
     return out
 
 
-# ---------------------------------------------------------------- numbers and names
-def format_number(value: float) -> str:
-    """Shortest text that reads back as the same float: ``5``, ``0.1``, ``1e-05``.
-
-    Negative numbers keep their sign here; the expression printer treats them as a unary minus.
-    """
-    if isinstance(value, bool):
-        value = int(value)
-    v = float(value)
-    if math.isnan(v) or math.isinf(v):
-        raise CRNError(f"cannot write the number {value!r} in a .crn file")
-    if v.is_integer() and abs(v) < 1e16:
-        return str(int(v))
-    text = repr(v)
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        text = f"{mantissa}e{int(exponent)}"
-    return text
-
-
 def site_safe_name(name: str) -> str:
     """``X[1,2]`` -> ``X_1_2``; other names unchanged."""
-    m = _SITE_NAME.match(name)
+    m = SITE_NAME.match(name)
     if not m:
         return name
     return m.group(1) + "_" + m.group(2).replace(",", "_")
 
 
-def _site_text(name: str) -> str:
-    """``X[1,2]`` -> ``X[1, 2]`` (index syntax of lattice expressions)."""
-    m = _SITE_NAME.match(name)
-    if not m:
-        return name
-    return f"{m.group(1)}[{', '.join(m.group(2).split(','))}]"
-
-
-# ---------------------------------------------------------------- expressions
-def _prec(expr: Expr) -> int:
-    if isinstance(expr, Const):
-        return _UNARY if expr.value < 0 else _ATOM
-    if isinstance(expr, Unary):
-        return _NOT if expr.op == "not" else _UNARY
-    if isinstance(expr, Binary):
-        return _BINARY_PREC[expr.op]
-    if isinstance(expr, Compare):
-        return _CMP
-    if isinstance(expr, Logic):
-        return _OR if expr.op == "or" else _AND
-    return _ATOM
-
-
-def format_expr(expr: Expr, rename=None) -> str:
-    """``expr`` as .crn source text. ``rename(name) -> text`` maps species names (default:
-    site names print as ``X[1, 2]``)."""
-    rename = rename or _site_text
-
-    def sub(child: Expr, need: int) -> str:
-        text = go(child)
-        return f"({text})" if _prec(child) < need else text
-
-    def go(e: Expr) -> str:
-        if isinstance(e, Const):
-            return format_number(e.value)
-        if isinstance(e, ParamRef):
-            return e.name
-        if isinstance(e, SpeciesRef):
-            return rename(e.name)
-        if isinstance(e, TimeRef):
-            return "t"
-        if isinstance(e, Unary):
-            if e.op == "not":
-                return "not " + sub(e.arg, _NOT)
-            return "-" + sub(e.arg, _UNARY + 1 if _is_negative(e.arg) else _UNARY)
-        if isinstance(e, Binary):
-            p = _BINARY_PREC[e.op]
-            if e.op == "^":
-                return f"{sub(e.left, _ATOM)} ^ {sub(e.right, _UNARY)}"
-            return f"{sub(e.left, p)} {e.op} {sub(e.right, p + 1)}"
-        if isinstance(e, Compare):
-            return f"{sub(e.left, _SUM)} {e.op} {sub(e.right, _SUM)}"
-        if isinstance(e, Logic):
-            p = _prec(e)
-            return f" {e.op} ".join(sub(a, p + 1) for a in e.args)
-        if isinstance(e, Call):
-            return f"{e.func}({', '.join(go(a) for a in e.args)})"
-        raise TypeError(f"not an expression node: {e!r}")
-
-    return go(expr)
-
-
-def _is_negative(expr: Expr) -> bool:
-    """A node that prints with a leading minus (so ``- -x`` becomes ``-(-x)``)."""
-    return (isinstance(expr, Unary) and expr.op == "-") or (isinstance(expr, Const) and expr.value < 0)
-
-
 # ---------------------------------------------------------------- statements
-def _side(terms: tuple[tuple[str, int], ...], rename) -> str:
-    if not terms:
-        return "0"
-    return " + ".join(name if s == 1 else f"{s} {name}" for name, s in ((rename(n), s) for n, s in terms))
-
-
-def format_reaction(reaction: Reaction, rename=lambda n: n, label: str | None = None) -> str:
-    """``label: A + 2 B -> C @ rate`` (or ``=> expr`` when not mass action)."""
-    label = reaction.label if label is None else label
-    arrow, at = ("->", "@") if reaction.mass_action else ("=>", "@")
-    head = f"{label}: " if label else ""
-    return (f"{head}{_side(reaction.reactants, rename)} {arrow} {_side(reaction.products, rename)}"
-            f" {at} {format_expr(reaction.rate, rename)}")
-
-
-def _species_decl(name: str, lo: int, hi: int | None) -> tuple[str, str | None]:
-    """(declaration text, comment or None)."""
-    if hi is None:
-        if lo:
-            return name, f"lower bound {lo} of '{name}' cannot be written without an upper bound"
-        return name, None
-    if lo:
-        return f"{name} in {lo}..{hi}", None
-    return f"{name} <= {hi}", None
-
-
 def format_settings(settings: Settings) -> list[str]:
     """Annotation lines for the settings that differ from the defaults."""
     default = Settings()
@@ -230,12 +104,6 @@ def _param_lines(model: Model) -> list[str]:
     return lines
 
 
-def _init_text(target: str, dist) -> str:
-    if dist.kind == "fixed":
-        return f"init {target} = {format_number(dist.args[0])}"
-    return f"init {target} ~ {dist.kind}({', '.join(format_number(a) for a in dist.args)})"
-
-
 def write_crn(model: Model, comments: Iterable[str] = ()) -> str:
     """``model`` as .crn text; ``comments`` go first, one ``# `` line each."""
     lines = [f"# {c}".rstrip() for c in _comment_lines(comments)]
@@ -247,8 +115,6 @@ def write_crn(model: Model, comments: Iterable[str] = ()) -> str:
     lines += _param_lines(model)
     body = None
     if model.lattice is not None:
-        from .lattice_form import lattice_body
-
         body = lattice_body(model)
     if body is None:
         body = _flat_body(model)
@@ -272,12 +138,11 @@ def _flat_body(model: Model) -> list[str]:
     if lattice:
         lines.append("# lattice sites written as plain species: X[1,2] is X_1_2 here")
     for s in model.species:
-        decl, note = _species_decl(rename(s.name), s.lo, s.hi)
-        lines.append(f"species {decl}" + (f"    # {note}" if note else ""))
+        lines.append(species_line(rename(s.name), s.lo, s.hi))
     for r in model.reactions:
         lines.append(format_reaction(r, rename, _label(r.label)))
     for name, dist in model.init.items():
-        lines.append(_init_text(rename(name), dist))
+        lines.append(init_text(rename(name), dist))
     for ob in model.observables:
         lines.append(f"observe {ob.name} = {format_expr(ob.expr, rename)}")
     absorbing = [ob.name for ob in model.observables if ob.absorbing]

@@ -16,12 +16,11 @@ from dataclasses import replace
 from ..model.ir import (Binary, Call, Const, Expr, Logic, Model, Reaction, SpeciesRef, Unary,
                         Compare)
 from ..model.lattice import directed_edges, site_label, sites_of
-
-_SITE = re.compile(r"^(\w+)\[([\d,]+)\]$")
+from .crn_format import SITE_NAME, format_expr, format_reaction, init_text, side_text, species_line
 
 
 def _split(name: str):
-    m = _SITE.match(name)
+    m = SITE_NAME.match(name)
     return (m.group(1), tuple(int(v) for v in m.group(2).split(","))) if m else (name, None)
 
 
@@ -161,8 +160,6 @@ def _fold_reductions(expr: Expr, sites) -> Expr:
 def lattice_body(model: Model) -> list[str] | None:
     """Lines for the lattice, species, reactions, init and observables in lattice form, or None
     when the expanded model is not a plain lattice copy of its statements."""
-    from .crn_writer import _init_text, _side, _species_decl, format_expr, format_reaction
-
     lattice = model.lattice
     sites = sites_of(lattice)
     bases: list[tuple[str, int, int | None]] = []
@@ -180,8 +177,7 @@ def lattice_body(model: Model) -> list[str] | None:
     shape = ", ".join(map(str, lattice.shape))
     lines = [f"lattice {lattice.kind}({shape}{', periodic' if lattice.periodic else ''})"]
     for base, lo, hi in bases:
-        decl, note = _species_decl(base, lo, hi)
-        lines.append(f"species {decl}" + (f"    # {note}" if note else ""))
+        lines.append(species_line(base, lo, hi))
     for kind, what in blocks:
         if kind == "diffuse":
             base, rate = what
@@ -191,11 +187,11 @@ def lattice_body(model: Model) -> list[str] | None:
         if len(templates) == 2 and _is_pair(*templates):
             fwd, rev = templates
             same = lambda n: n  # noqa: E731
-            lines.append(f"{fwd.label[:-4]}: {_side(fwd.reactants, same)} <-> {_side(fwd.products, same)}"
+            lines.append(f"{fwd.label[:-4]}: {side_text(fwd.reactants, same)} <-> {side_text(fwd.products, same)}"
                          f" @ {format_expr(fwd.rate)}, {format_expr(rev.rate)}")
         else:
             lines += [format_reaction(t) for t in templates]
-    lines += _init_lines(model, bases, sites, _init_text)
+    lines += _init_lines(model, bases, sites)
     for ob in model.observables:
         lines.append(f"observe {ob.name} = {format_expr(_fold_reductions(ob.expr, sites))}")
     absorbing = [ob.name for ob in model.observables if ob.absorbing]
@@ -210,7 +206,7 @@ def _is_pair(fwd: Reaction, rev: Reaction) -> bool:
             and fwd.reactants == rev.products and fwd.products == rev.reactants)
 
 
-def _init_lines(model: Model, bases, sites, init_text) -> list[str]:
+def _init_lines(model: Model, bases, sites) -> list[str]:
     lines = []
     done = set()
     for base, _, _ in bases:

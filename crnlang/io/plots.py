@@ -1,5 +1,8 @@
 """PNG plots of a ``Result`` (matplotlib's Agg canvas; no global state, no pyplot).
 
+A result is read by its fields (``crnlang.result`` is not imported: ``Result.save`` writes
+through this package).
+
     means.png          mean +- 1 sd over time, a small panel per species / numeric observable
                        (at most MAX_PANELS; a lattice shows its site-summed totals instead)
     lattice.png        lattice models: heatmap of the final means, one per species
@@ -17,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..result import Result
 
 MAX_PANELS = 16
 _SITE = re.compile(r"^(\w+)\[([\d,]+)\]$")
@@ -59,7 +61,7 @@ def _lattice_groups(names) -> dict[str, list[tuple[tuple[int, ...], str]]]:
     return groups
 
 
-def _series(result: Result) -> list[tuple[str, np.ndarray, np.ndarray | None, str]]:
+def _series(result) -> list[tuple[str, np.ndarray, np.ndarray | None, str]]:
     """(title, mean, sd or None, y label) for the means panels."""
     groups = _lattice_groups(result.species)
     out = []
@@ -81,7 +83,7 @@ def _series(result: Result) -> list[tuple[str, np.ndarray, np.ndarray | None, st
     return out
 
 
-def plot_means(result: Result, path: Path) -> Path | None:
+def plot_means(result, path: Path) -> Path | None:
     series = _series(result)
     if not series:
         return None
@@ -102,7 +104,7 @@ def plot_means(result: Result, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def plot_lattice(result: Result, path: Path) -> Path | None:
+def plot_lattice(result, path: Path) -> Path | None:
     groups = _lattice_groups(result.species)
     if not groups:
         return None
@@ -124,7 +126,7 @@ def plot_lattice(result: Result, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def plot_marginals(result: Result, path: Path) -> Path | None:
+def plot_marginals(result, path: Path) -> Path | None:
     names = [n for n in result.species if n in result.marginals] or list(result.marginals)
     if not names:
         return None
@@ -141,7 +143,7 @@ def plot_marginals(result: Result, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def plot_probs(result: Result, path: Path) -> Path | None:
+def plot_probs(result, path: Path) -> Path | None:
     if not result.probs:
         return None
     fig, axes = _figure(1, width=6.0, height=3.6)
@@ -164,7 +166,7 @@ def plot_probs(result: Result, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def plot_edge_mass(result: Result, path: Path) -> Path | None:
+def plot_edge_mass(result, path: Path) -> Path | None:
     if result.edge_mass is None:
         return None
     fig, axes = _figure(1, width=6.0, height=3.2)
@@ -179,7 +181,7 @@ def plot_edge_mass(result: Result, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def plot_result(result: Result, directory) -> list[Path]:
+def plot_result(result, directory) -> list[Path]:
     """Every plot that applies to ``result``, written into ``directory``; returns the paths."""
     directory = Path(directory)
     plots = [(plot_means, "means.png"), (plot_lattice, "lattice.png"),

@@ -20,8 +20,10 @@
 * PNG plots (``crnlang.io.plots``): means.png, marginals.png, probabilities.png,
   edge_mass.png, lattice.png (those that apply).
 
-``load_result(directory)`` rebuilds the ``Result`` from results.npz (arrays) and summary.json
-(everything else).
+``read_result_fields(directory)`` reads them back: the fields of the ``Result`` from
+results.npz (arrays) and summary.json (everything else); ``crnlang.io.load_result`` builds
+the ``Result`` from them. A result is read and returned by its fields: ``crnlang.result`` is
+not imported here (``Result.save`` calls ``save_result``).
 """
 from __future__ import annotations
 
@@ -35,7 +37,6 @@ from typing import Any
 import numpy as np
 
 from ..errors import CRNError
-from ..result import Result
 
 SUMMARY = "summary.json"
 ARRAYS = "results.npz"
@@ -74,7 +75,7 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
-def summary_of(result: Result) -> dict:
+def summary_of(result) -> dict:
     """The summary.json content of ``result`` (JSON-clean)."""
     def table(d: dict) -> dict:
         return {k: np.asarray(v, dtype=float) for k, v in d.items()}
@@ -102,7 +103,7 @@ def summary_of(result: Result) -> dict:
     return json_clean(out)
 
 
-def arrays_of(result: Result) -> dict[str, np.ndarray]:
+def arrays_of(result) -> dict[str, np.ndarray]:
     """The results.npz content of ``result``."""
     arrays = {"times": np.asarray(result.times, dtype=float)}
     for prefix, table in (("mean", result.means), ("var", result.variances),
@@ -118,7 +119,7 @@ def arrays_of(result: Result) -> dict[str, np.ndarray]:
     return arrays
 
 
-def save_result(result: Result, directory, plots: bool = True) -> list[Path]:
+def save_result(result, directory, plots: bool = True) -> list[Path]:
     """Write summary.json, results.npz and the PNG plots into ``directory`` (created when
     missing); returns the written paths."""
     directory = Path(directory)
@@ -144,8 +145,9 @@ def _array(values) -> np.ndarray:
     return np.array([math.nan if v is None else v for v in values], dtype=float)
 
 
-def load_result(directory) -> Result:
-    """The ``Result`` saved by ``save_result`` in ``directory``."""
+def read_result_fields(directory) -> dict[str, Any]:
+    """The fields (``Result``'s keyword arguments) of the result saved by ``save_result`` in
+    ``directory``."""
     directory = Path(directory)
     try:
         summary = json.loads((directory / SUMMARY).read_text())
@@ -163,7 +165,7 @@ def load_result(directory) -> Result:
 
     extra = dict(summary.get("extra", {}))
     extra.update(table("extra"))
-    return Result(
+    return dict(
         method=summary["method"],
         model_name=summary["model"],
         times=arrays["times"],

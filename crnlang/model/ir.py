@@ -14,7 +14,7 @@ Expressions (``Expr``) after lowering use only these nodes:
     Binary(op, left, right)           op in {"+", "-", "*", "/", "^"}
     Compare(op, left, right)          op in {"<", "<=", ">", ">=", "==", "!="}
     Logic(op, args)                   op in {"and", "or"}, n-ary
-    Call(func, args)                  func in BUILTIN_FUNCS (user funcs are inlined by lowering)
+    Call(func, args)                  func in ``vocabulary.BUILTIN_FUNCS`` (user funcs are inlined)
 
 Lattice reductions are expanded by lowering: ``sum(X)`` to a "+" chain over sites,
 ``mean(X)`` to that sum / N, ``all(C)`` / ``any(C)`` to Logic over the sites, ``X[i]`` to
@@ -35,9 +35,6 @@ from typing import Mapping, Union
 
 from ..errors import Loc
 
-BUILTIN_FUNCS: dict[str, int] = {  # name -> arity (-1: variadic, at least 1)
-    "exp": 1, "log": 1, "sqrt": 1, "sin": 1, "cos": 1, "abs": 1, "min": -1, "max": -1,
-}
 KINETICS = ("binomial", "falling", "power")
 
 

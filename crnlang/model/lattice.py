@@ -10,6 +10,7 @@ import itertools
 from ..errors import CRNSemanticError, did_you_mean
 from ..syntax import ast
 from .ir import Lattice
+from .source import error_at
 
 LATTICE_KINDS = {"chain": 1, "grid": 2}
 MAX_SITES = 10_000
@@ -54,11 +55,9 @@ def directed_edges(lattice: Lattice) -> list[tuple[tuple[int, ...], tuple[int, .
 
 def lattice_from_args(stmt: ast.LatticeStmt, src, lowerer) -> Lattice:
     """``lattice chain(N [, periodic])`` / ``grid(R, C [, periodic])`` -> ``Lattice``."""
-    from .lower import _err  # local: lower imports this module
-
     if stmt.kind not in LATTICE_KINDS:
-        raise _err(CRNSemanticError, f"unknown lattice '{stmt.kind}'", src, stmt.kind_pos,
-                   did_you_mean(stmt.kind, LATTICE_KINDS) or "use chain(N) or grid(R, C)")
+        raise error_at(CRNSemanticError, f"unknown lattice '{stmt.kind}'", src, stmt.kind_pos,
+                       did_you_mean(stmt.kind, LATTICE_KINDS) or "use chain(N) or grid(R, C)")
     args = list(stmt.args)
     periodic = False
     if args and isinstance(args[-1], ast.Name) and args[-1].name == "periodic":
@@ -67,13 +66,13 @@ def lattice_from_args(stmt: ast.LatticeStmt, src, lowerer) -> Lattice:
     want = LATTICE_KINDS[stmt.kind]
     if len(args) != want:
         usage = "chain(N [, periodic])" if want == 1 else "grid(R, C [, periodic])"
-        raise _err(CRNSemanticError, f"{stmt.kind}() takes {want} size(s), got {len(args)}", src,
-                   stmt.kind_pos, f"write lattice {usage}")
+        raise error_at(CRNSemanticError, f"{stmt.kind}() takes {want} size(s), got {len(args)}", src,
+                       stmt.kind_pos, f"write lattice {usage}")
     shape = tuple(lowerer.integer(a, src, "a lattice size", lo=1) for a in args)
     n_sites = 1
     for n in shape:
         n_sites *= n
     if n_sites > MAX_SITES:
-        raise _err(CRNSemanticError, f"a lattice of {n_sites} sites is too large (at most {MAX_SITES})",
-                   src, stmt.kind_pos, "use a smaller lattice")
+        raise error_at(CRNSemanticError, f"a lattice of {n_sites} sites is too large (at most {MAX_SITES})",
+                       src, stmt.kind_pos, "use a smaller lattice")
     return Lattice(stmt.kind, shape, periodic)

@@ -9,6 +9,7 @@ from ..errors import CRNError, CRNNameError, CRNSemanticError, did_you_mean
 from ..syntax import ast
 from ..vocabulary import DTYPES, INTEGRATORS, METHODS, NETWORKS, SAMPLINGS
 from .ir import Settings
+from .source import error_at
 
 # annotation -> (positional key or None, {key: type}); a type is a tuple of words (an enum),
 # or one of "float+" (> 0), "float0" (>= 0), "float", "int+" (> 0), "int0" (>= 0), "bool", "unit" (0..1)
@@ -66,9 +67,7 @@ def settings_from_annotations(annotations, lowerer) -> Settings:
 
 
 def lowerer_err(cls, message, src, pos, hint=None):
-    from .lower import _err
-
-    return _err(cls, message, src, pos, hint.strip() if hint else None)
+    return error_at(cls, message, src, pos, hint.strip() if hint else None)
 
 
 def _value(key: str, kind, node: ast.Node, src, lowerer, ann: str):

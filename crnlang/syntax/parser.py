@@ -14,6 +14,7 @@ from lark.exceptions import (UnexpectedCharacters, UnexpectedEOF, UnexpectedInpu
                              VisitError)
 
 from ..errors import CRNSyntaxError, Loc
+from ..vocabulary import KEYWORDS
 from . import ast
 
 GRAMMAR_PATH = Path(__file__).resolve().parents[1] / "grammar" / "crn.lark"
@@ -287,7 +288,7 @@ def _syntax_error(err: UnexpectedInput, text: str, filename: str) -> CRNSyntaxEr
                     "inside a module: reactions, `diffuse` and module calls, then '}'"
         elif tok.type == "EQUAL" and "ARROW" in accepts:
             hint = "declare a constant with `param NAME = ...`, an initial count with `init NAME = ...`"
-        if tok.type == "NAME" and "NAME" not in (err.accepts or err.expected) and str(tok) in _KEYWORDS:
+        if tok.type == "NAME" and "NAME" not in (err.accepts or err.expected) and str(tok) in KEYWORDS:
             hint = f"'{tok}' is a keyword and cannot be used as a name"
     elif isinstance(err, UnexpectedCharacters):
         ch = text[err.pos_in_stream] if 0 <= err.pos_in_stream < len(text) else "?"
@@ -305,10 +306,6 @@ def _syntax_error(err: UnexpectedInput, text: str, filename: str) -> CRNSyntaxEr
     else:  # pragma: no cover - lark has no other kinds
         message, hint = str(err).splitlines()[0], None
     return CRNSyntaxError(message, Loc(filename, line, col, _line_of(text, line)), hint)
-
-
-_KEYWORDS = {"model", "kinetics", "param", "func", "species", "use", "import", "module", "lattice",
-             "diffuse", "init", "observe", "absorb", "and", "or", "not", "in"}
 
 
 MAX_DEPTH = 100  # nesting levels of one expression; deeper text is surely not a model
