@@ -101,3 +101,19 @@ def test_kernel_text_is_the_same_in_every_folder(tmp_path):
     # the solver settings are not part of the kernel either
     other = crnlang.parse(text.replace("t_end = 2", "t_end = 7"))
     assert crnlang.emit(other).encode() == sources[0]
+
+
+@pytest.mark.parametrize("row, words", [
+    ("method", "METHODS"), ("integrator", "INTEGRATORS"), ("dtype", "DTYPES"),
+    ("kind", "NETWORKS"), ("proposal", "SAMPLINGS"),
+])
+def test_the_docs_list_each_vocabulary_as_defined(row, words):
+    """docs/language.md's annotation table names exactly the words of crnlang/vocabulary.py."""
+    import re
+
+    from crnlang import vocabulary
+
+    docs = (PACKAGE.parent / "docs" / "language.md").read_text(encoding="utf-8")
+    match = re.search(rf"^\| `?{row}`? \| `([^`]*)` \|", docs, flags=re.M)
+    assert match, f"no row '{row}' in docs/language.md"
+    assert tuple(match.group(1).split()) == tuple(getattr(vocabulary, words))

@@ -148,3 +148,13 @@ def init_text(target: str, dist) -> str:
     if dist.kind == "fixed":
         return f"init {target} = {format_number(dist.args[0])}"
     return f"init {target} ~ {dist.kind}({', '.join(format_number(a) for a in dist.args)})"
+
+
+def observable_lines(observables, expr_text) -> list[str]:
+    """``observe name = ...`` per observable (``expr_text(expr) -> str``), then one ``absorb``
+    line naming the absorbing ones."""
+    lines = [f"observe {ob.name} = {expr_text(ob.expr)}" for ob in observables]
+    absorbing = [ob.name for ob in observables if ob.absorbing]
+    if absorbing:
+        lines.append(f"absorb {', '.join(absorbing)}")
+    return lines

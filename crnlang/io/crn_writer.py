@@ -21,7 +21,7 @@ from ..model.ir import Model, Settings
 from ..model.semantics import evaluate
 from ..vocabulary import RESERVED_WORDS
 from .crn_format import (SITE_NAME, format_expr, format_number, format_reaction, init_text,
-                         species_line)
+                         observable_lines, species_line)
 from .lattice_form import lattice_body
 
 def is_identifier(name: str) -> bool:
@@ -143,11 +143,7 @@ def _flat_body(model: Model) -> list[str]:
         lines.append(format_reaction(r, rename, _label(r.label)))
     for name, dist in model.init.items():
         lines.append(init_text(rename(name), dist))
-    for ob in model.observables:
-        lines.append(f"observe {ob.name} = {format_expr(ob.expr, rename)}")
-    absorbing = [ob.name for ob in model.observables if ob.absorbing]
-    if absorbing:
-        lines.append(f"absorb {', '.join(absorbing)}")
+    lines += observable_lines(model.observables, lambda expr: format_expr(expr, rename))
     return lines
 
 

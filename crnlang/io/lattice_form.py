@@ -16,7 +16,8 @@ from dataclasses import replace
 from ..model.ir import (Binary, Call, Const, Expr, Logic, Model, Reaction, SpeciesRef, Unary,
                         Compare)
 from ..model.lattice import directed_edges, site_label, sites_of
-from .crn_format import SITE_NAME, format_expr, format_reaction, init_text, side_text, species_line
+from .crn_format import (SITE_NAME, format_expr, format_reaction, init_text, observable_lines,
+                         side_text, species_line)
 
 
 def _split(name: str):
@@ -192,11 +193,8 @@ def lattice_body(model: Model) -> list[str] | None:
         else:
             lines += [format_reaction(t) for t in templates]
     lines += _init_lines(model, bases, sites)
-    for ob in model.observables:
-        lines.append(f"observe {ob.name} = {format_expr(_fold_reductions(ob.expr, sites))}")
-    absorbing = [ob.name for ob in model.observables if ob.absorbing]
-    if absorbing:
-        lines.append(f"absorb {', '.join(absorbing)}")
+    lines += observable_lines(model.observables,
+                              lambda expr: format_expr(_fold_reductions(expr, sites)))
     return lines
 
 

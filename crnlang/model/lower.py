@@ -141,23 +141,27 @@ class Lowerer(ExpressionLowerer):
 
     def model_stmt(self, stmt: ast.ModelStmt, src: Source) -> None:
         check_name(stmt.name, "model", src, stmt.pos)
-        first = self.model_at
-        if first is not None and stmt.name != self.name:
-            raise error_at(CRNSemanticError, f"a second model name '{stmt.name}' (already '{self.name}')",
-                           src, stmt.pos, f"first named at {first}; keep one `model` statement")
-        self.model_at = src.loc(stmt.pos)
-        self.name = stmt.name
+        self._set_once("name", "model_at", stmt.name, src, stmt.pos, stmt.pos,
+                       f"a second model name '{stmt.name}' (already '{self.name}')",
+                       "first named at {first}; keep one `model` statement")
 
     def kinetics_stmt(self, stmt: ast.KineticsStmt, src: Source) -> None:
         if stmt.kind not in ir.KINETICS:
             raise error_at(CRNSemanticError, f"unknown kinetics '{stmt.kind}'", src, stmt.kind_pos,
                            suggest(stmt.kind, ir.KINETICS) or f"use one of {', '.join(ir.KINETICS)}")
-        first = self.kinetics_at
-        if first is not None and stmt.kind != self.kinetics:
-            raise error_at(CRNSemanticError, f"kinetics {stmt.kind} contradicts kinetics {self.kinetics}",
-                           src, stmt.kind_pos, f"first set at {first}; a model has one mass-action convention")
-        self.kinetics_at = src.loc(stmt.pos)
-        self.kinetics = stmt.kind
+        self._set_once("kinetics", "kinetics_at", stmt.kind, src, stmt.pos, stmt.kind_pos,
+                       f"kinetics {stmt.kind} contradicts kinetics {self.kinetics}",
+                       "first set at {first}; a model has one mass-action convention")
+
+    def _set_once(self, attr: str, at_attr: str, value, src: Source, pos, error_pos,
+                  conflict: str, hint: str) -> None:
+        """A model-wide statement (``model``, ``kinetics``) may repeat only with the same value:
+        set ``attr`` and remember where, or raise ``conflict`` at ``error_pos``."""
+        first = getattr(self, at_attr)
+        if first is not None and value != getattr(self, attr):
+            raise error_at(CRNSemanticError, conflict, src, error_pos, hint.format(first=first))
+        setattr(self, at_attr, src.loc(pos))
+        setattr(self, attr, value)
 
     def lattice_stmts(self, items) -> None:
         if not items:
