@@ -3,10 +3,12 @@ analysis, pick the method, and hand ``(kernel, settings)`` to a backend.
 
     model --analyze--> Analysis --emit--> kernel source --load--> kernel module
           --> reference.fsp.solve_fsp_kernel | reference.ssa.solve_ssa_kernel
-              | runtime.solver.run_neural   (kernel, settings) -> Result
+              | reference.tau.solve_tau_kernel | runtime.solver.run_neural
+                (kernel, settings) -> Result
 
 The backends (``runtime/``, ``reference/``) see only the kernel and the settings; the
-model-level entry points (``solve_fsp``, ``solve_ssa``, ``simulate``, ``solve_neural``)
+model-level entry points (``solve_fsp``, ``solve_ssa``, ``solve_tau``, ``simulate``,
+``solve_neural``)
 live here. The kernel cache folder is the caller's (``cache_dir=``), else
 ``default_cache_dir()``: $CRNLANG_CACHE or ~/.cache/crnlang.
 """
@@ -20,7 +22,7 @@ from pathlib import Path
 from .errors import CRNError
 from .model.ir import Model, Settings
 from .model.settings import check_setting
-from .vocabulary import METHODS
+from .vocabulary import METHODS, SIMULATION_METHODS
 from .vocabulary import NEURAL_METHODS as NEURAL
 
 FSP_AUTO_MAX_LOG10_STATES = 6.3     # `auto` never picks FSP above ~2 million box states
@@ -91,6 +93,13 @@ def solve_ssa(model: Model, kernel=None):
     from .reference.ssa import solve_ssa_kernel
 
     return solve_ssa_kernel(compile(model) if kernel is None else kernel, model.settings)
+
+
+def solve_tau(model: Model, kernel=None):
+    """``settings.batch`` tau-leaping runs of ``model`` (see ``reference.tau``)."""
+    from .reference.tau import solve_tau_kernel
+
+    return solve_tau_kernel(compile(model) if kernel is None else kernel, model.settings)
 
 
 def simulate(model: Model, runs: int | None = None, seed: int | None = None,
@@ -198,13 +207,15 @@ def solve(model, method: str | None = None, params: dict | None = None, *,
     if chosen == "auto":
         chosen = choose_method(model, analysis, kernel)
         model = model.with_settings(method=chosen)
-    if chosen != "ssa":
+    if chosen not in SIMULATION_METHODS:
         require_bounded(model, analysis, chosen)
     start = time.perf_counter()
     if chosen == "fsp":
         result = solve_fsp(model, kernel=kernel)
     elif chosen == "ssa":
         result = solve_ssa(model, kernel=kernel)
+    elif chosen == "tau":
+        result = solve_tau(model, kernel=kernel)
     else:
         result = solve_neural(model, checkpoint_dir=checkpoint_dir, resume=resume,
                               progress=progress, kernel=kernel)

@@ -22,7 +22,8 @@ RESERVED_WORDS = (KEYWORDS | frozenset(CONSTANTS) | frozenset(BUILTIN_FUNCS) | f
 
 # ---------------------------------------------------------------- the solver annotations
 NEURAL_METHODS = ("tdvp", "ngd", "adam")
-METHODS = NEURAL_METHODS + ("fsp", "ssa", "auto")
+SIMULATION_METHODS = ("ssa", "tau")      # sampled paths: no truncation needed
+METHODS = NEURAL_METHODS + ("fsp",) + SIMULATION_METHODS + ("auto",)
 
 # Time integrators of tdvp. euler/heun/rk4 are explicit fixed steps of dt (with a guard that
 # splits a step moving log P too far); adaptive is heun with an euler error estimate;

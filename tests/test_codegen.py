@@ -489,7 +489,7 @@ def test_generated_source_compiles_and_reads(tmp_path):
     assert "a[1] = 0.01 * (f[0] * (f[1] ** 2.0))" in src   # folded, power kinetics
     kernel = compile_model(model, toggle_analysis(model))
     for name in ["NAME", "SPECIES", "ALL_SPECIES", "ELIMINATED", "LOWER", "UPPER", "FULL_LOWER",
-                 "FULL_UPPER", "DECLARED_UPPER", "REACTIONS", "CHANGE", "CHANGE_FULL", "TIME_DEPENDENT",
+                 "FULL_UPPER", "DECLARED_UPPER", "REACTIONS", "CHANGE", "CHANGE_FULL", "REACTANTS", "TIME_DEPENDENT",
                  "OBSERVABLES", "BOOLEAN", "ABSORBING", "MODEL", "full_state", "in_support",
                  "propensities", "fires", "out_rates", "shifted", "observables", "absorbing",
                  "init_log_prob", "init_sample", "init_support"]:

@@ -373,6 +373,8 @@ class KernelSource:
                                           if s.hi is not None}),
             "reactions": py_literal(tuple(r.label for r in m.reactions)),
             "change_full": [self.change_full(r) for r in m.reactions],
+            "reactants_full": [[int(dict(r.reactants).get(n, 0)) for n in self.all_species]
+                               for r in m.reactions],
             "change": [[row[self.full_index[n]] for n in self.reduced]
                        for row in (self.change_full(r) for r in m.reactions)],
             "reaction_comments": [self.reaction_comment(r) for r in m.reactions],

@@ -237,7 +237,7 @@ class Settings:
     """
 
     # @solve
-    method: str = "auto"          # tdvp | ngd | adam | fsp | ssa | auto
+    method: str = "auto"          # one of vocabulary.METHODS
     dt: float = 1e-3
     t_end: float = 10.0
     batch: int = 2000
@@ -248,6 +248,7 @@ class Settings:
     seed: int = 0
     save_every: int = 10
     epochs: int | None = None     # optimiser epochs per step (None: method default)
+    epsilon: float = 0.005        # tau: the largest relative change of a propensity per leap
     # @network
     network: str = "nade"         # nade | gru | transformer
     hidden: int = 16

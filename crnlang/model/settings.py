@@ -17,7 +17,7 @@ ANNOTATIONS: dict[str, tuple[str | None, dict[str, object]]] = {
     "solve": ("method", {
         "method": METHODS, "dt": "float+", "t_end": "float+", "batch": "int+", "lr": "float+",
         "lambda": "float+", "integrator": INTEGRATORS, "dtype": DTYPES,
-        "seed": "int0", "save_every": "int+", "epochs": "int+",
+        "seed": "int0", "save_every": "int+", "epochs": "int+", "epsilon": "float+",
     }),
     "network": ("network", {"network": NETWORKS, "hidden": "int+", "layers": "int+"}),
     "sampling": ("sampling", {

@@ -23,6 +23,8 @@ Constants
     REACTIONS: tuple[str, ...]         reaction labels (K)
     CHANGE: torch.Tensor               (K, L) int64, change vectors on the reduced species
     CHANGE_FULL: torch.Tensor          (K, L_full) int64
+    REACTANTS: torch.Tensor            (K, L_full) int64 reactant stoichiometry (tau-leaping's
+                                       step selection reads each species' highest order)
     TIME_DEPENDENT: bool               some rate reads t
     OBSERVABLES: tuple[str, ...]       observable names, BOOLEAN: tuple[bool, ...] alongside
     ABSORBING: tuple[str, ...]         names of absorbing observables (may be empty)
