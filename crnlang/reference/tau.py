@@ -17,8 +17,8 @@ Step selection (Cao, Gillespie & Petzold, J. Chem. Phys. 124, 044109, 2006):
   species i: 1, 2 (2 + 1/(x-1) when two of it react), 3 (3 + 1/(x-1) + 2/(x-2), or
   1.5 (2 + 1/(x-1))); an order above 3 uses g = order.
 * **Exact steps.** When tau' < ``EXACT_FACTOR`` / a0(x), a leap would cover only a few
-  events, so the run takes ``EXACT_STEPS`` exact SSA steps instead (CGP take 100), and then
-  its step selection is looked at again.
+  events, so the run takes ``EXACT_STEPS`` = 100 exact SSA steps instead (as CGP do), and
+  then its step selection is looked at again.
 * **Never a negative count.** A leap that would leave the support (a negative count, or a
   count past a bound) is rejected. tau' is halved for that run and the leap is redrawn from
   the same state. So every recorded state is in the support.
@@ -66,7 +66,7 @@ from .ssa import _Recorder, trajectory_statistics
 
 N_CRITICAL = 10          # fewer possible firings than this before leaving the bounds: critical
 EXACT_FACTOR = 10.0      # tau' below this many mean waiting times: exact SSA steps instead
-EXACT_STEPS = 20         # exact steps a run takes before its step selection is looked at again
+EXACT_STEPS = 100        # exact steps a run takes before its step selection is looked at again
 MAX_REJECTIONS = 60      # halvings of one leap before giving up (never reached in practice)
 NO_BOUND = 2 ** 62
 
@@ -131,8 +131,7 @@ class Leaper:
             stepping = exact.nonzero().squeeze(1)
             if stepping.numel():
                 x[stepping], t[stepping] = self.exact_steps(
-                    x[stepping], t[stepping], rates[stepping], active[stepping], record, gen,
-                    t_end, counts)
+                    x[stepping], t[stepping], active[stepping], record, gen, t_end, counts)
             going = t < t_end
             if not bool(going.all()):
                 done = ~going
@@ -177,26 +176,37 @@ class Leaper:
         counts["events"] += int((firings.sum(dim=1) * accepted).sum())
         return t_new, x_new, accepted
 
-    def exact_steps(self, x, t, rates, rows, record, gen, t_end: float, counts):
-        """Up to ``EXACT_STEPS`` steps of the direct method per run (rates refreshed each
-        step after the first); returns (x, t). A run that passes t_end stops at t = inf."""
-        for step in range(EXACT_STEPS):
-            if step:
-                rates = self.kernel.out_rates(x, self._time(t)).to(torch.float64)
-            cum = rates.cumsum(dim=1)
-            a0 = cum[:, -1] if cum.shape[1] else torch.zeros_like(t)
+    def exact_steps(self, x, t, rows, record, gen, t_end: float, counts):
+        """Up to ``EXACT_STEPS`` steps of the direct method per run; returns (x, t), t = inf
+        for a run that passed t_end. As in ``ssa``: untruncated propensities, and a drawn jump
+        that would leave the support is a null event (the same law, no (B, K) support test)."""
+        x_out, t_out = x.clone(), t.clone()
+        index = torch.arange(x.shape[0], device=x.device)
+        for _ in range(EXACT_STEPS):
+            cum = self.kernel.propensities(x, self._time(t)).to(torch.float64).T.contiguous()
+            cum = cum.cumsum_(dim=0)                                        # (K, B)
+            a0 = cum[-1]
+            if self.kernel.ABSORBING:
+                a0 = torch.where(self.kernel.absorbing(x), torch.zeros_like(a0), a0)
             u = torch.rand((2, x.shape[0]), generator=gen, dtype=torch.float64, device=x.device)
             t_new = t - torch.log1p(-u[0]) / a0                              # inf where a0 == 0
             record.until(rows, t_new, x)
-            pick = (cum < (u[1] * a0)[:, None]).sum(dim=1).clamp(max=max(cum.shape[1] - 1, 0))
-            fired = torch.isfinite(t_new) & (t_new <= t_end)
-            x = torch.where(fired[:, None], x + self.change[pick], x)
-            t = torch.where(t_new <= t_end, t_new, torch.full_like(t, np.inf))
-            counts["exact_steps"] += int(fired.sum())
-            counts["events"] += int(fired.sum())
-            if not bool(fired.any()):
-                break
-        return x, t
+            pick = (cum < (1.0 - u[1]) * a0).sum(dim=0).clamp_(max=cum.shape[0] - 1)
+            target = x + self.change[pick]
+            going = t_new <= t_end
+            moved = self.kernel.in_support(target) & going
+            x = torch.where(moved[:, None], target, x)
+            t = torch.where(going, t_new, torch.full_like(t, np.inf))
+            counts["exact_steps"] += int(going.sum())
+            counts["events"] += int(moved.sum())
+            if not bool(going.all()):
+                done = ~going
+                x_out[index[done]], t_out[index[done]] = x[done], t[done]
+                x, t, rows, index = x[going], t[going], rows[going], index[going]
+                if not index.numel():
+                    break
+        x_out[index], t_out[index] = x, t
+        return x_out, t_out
 
     def _midpoint_rates(self, x, t, rates, tau):
         """The out-rates at each leap's estimated midpoint x + round(tau/2 * drift) (Gillespie
