@@ -16,7 +16,7 @@ import click
 
 from .errors import CRNError
 from .files import write_text_atomic
-from .vocabulary import METHODS
+from .vocabulary import METHODS, NEURAL_METHODS
 
 _SECTIONS = {
     "solve": None, "network": {"kind": "network"}, "sampling": {"kind": "sampling"},
@@ -317,6 +317,9 @@ def format_summary(result, max_rows: int = 12) -> str:
                      f"(importance sampling, n = {info['n']})")
     if result.edge_mass is not None and len(result.edge_mass):
         lines.append(f"  truncation edge mass: max {float(max(result.edge_mass)):.2g}")
+    if result.method in NEURAL_METHODS and not any(k.startswith("mean:") for k in result.stderr):
+        lines.append("  (no error bars: these figures are exact for the trained network, whose own "
+                     "error against the CME is not estimated)")
     for w in result.warnings:
         lines.append(f"  warning: {w}")
     return "\n".join(lines)

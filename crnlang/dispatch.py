@@ -2,6 +2,7 @@
 analysis, pick the method, and hand ``(kernel, settings)`` to a backend.
 
     model --analyze--> Analysis --emit--> kernel source --load--> kernel module
+          --preflight--> every propensity a solve can meet is finite and >= 0
           --> reference.fsp.solve_fsp_kernel | reference.ssa.solve_ssa_kernel
               | reference.tau.solve_tau_kernel | runtime.solver.run_neural
                 (kernel, settings) -> Result
@@ -14,6 +15,7 @@ live here. The kernel cache folder is the caller's (``cache_dir=``), else
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import replace
@@ -22,11 +24,14 @@ from pathlib import Path
 from .errors import CRNError
 from .model.ir import Model, Settings
 from .model.settings import check_setting
+from .preflight import check_propensities
 from .vocabulary import METHODS, SIMULATION_METHODS
 from .vocabulary import NEURAL_METHODS as NEURAL
 
 FSP_AUTO_MAX_LOG10_STATES = 6.3     # `auto` never picks FSP above ~2 million box states
 FSP_AUTO_MAX_WORK = 2e11            # ... nor when states * reactions * max rate * t_end exceeds this
+MAX_STEPS = 1e9                     # t_end / dt
+MAX_SAVES = 100_000                 # saved times: each holds every species' marginal
 
 _ALIASES = {"lambda": "lam"}
 
@@ -48,7 +53,39 @@ def settings_with(model: Model, method: str | None, overrides: dict) -> Settings
     settings = model.settings.updated(**changes)
     if settings.method not in METHODS:
         raise CRNError(f"unknown method '{settings.method}'", hint=f"use one of {', '.join(METHODS)}")
+    if "rare" in changes:
+        check_rare_names(model, settings.rare)
+    check_time_grid(settings)
     return settings
+
+
+def check_time_grid(settings: Settings) -> None:
+    """t_end / dt steps and the saved times they make stay within what a run can hold."""
+    steps = float(settings.t_end) / float(settings.dt)
+    if not math.isfinite(steps) or steps > MAX_STEPS:
+        raise CRNError(f"t_end / dt = {settings.t_end:g} / {settings.dt:g} = {steps:.3g} steps, "
+                       f"more than {MAX_STEPS:.0e}", hint="raise dt or lower t_end")
+    saves = steps / max(int(settings.save_every), 1)
+    if saves > MAX_SAVES:
+        every = math.ceil(steps / MAX_SAVES)
+        raise CRNError(f"{saves:.3g} saved times (t_end / dt / save_every), more than {MAX_SAVES:,}",
+                       hint=f"raise save_every to at least {every:,}")
+
+
+def check_rare_names(model: Model, names) -> None:
+    """Every name given to ``rare`` is a boolean observable of the model."""
+    from .errors import did_you_mean
+
+    conditions = [o.name for o in model.observables if o.boolean]
+    for name in names:
+        if name not in conditions:
+            numeric = any(o.name == name for o in model.observables)
+            raise CRNError(
+                f"rare: '{name}' is {'a numeric observable' if numeric else 'not an observable'}"
+                " of the model; rare names boolean observables",
+                hint=did_you_mean(name, conditions)
+                or (f"one of: {', '.join(conditions)}" if conditions
+                    else "define one with `observe NAME = CONDITION`"))
 
 
 # ---------------------------------------------------------------- analyze, emit, compile
@@ -203,6 +240,7 @@ def solve(model, method: str | None = None, params: dict | None = None, *,
                                hint="declare species and reactions, e.g. `species X <= 10` and `0 -> X @ 1`")
     analysis = analyze(model)
     kernel = compile(model, analysis, cache_dir)
+    rate_warnings = check_propensities(model, kernel, settings.t_end)
     chosen = settings.method
     if chosen == "auto":
         chosen = choose_method(model, analysis, kernel)
@@ -219,6 +257,11 @@ def solve(model, method: str | None = None, params: dict | None = None, *,
     else:
         result = solve_neural(model, checkpoint_dir=checkpoint_dir, resume=resume,
                               progress=progress, kernel=kernel)
+    result.warnings.extend(rate_warnings)
+    if chosen in NEURAL and choose_method(model, analysis, kernel) == "fsp":
+        result.warnings.append(
+            f"this model fits exact FSP ({10 ** analysis.log10_reduced:.3g} box states): "
+            "`--method fsp` gives the exact answer to check this neural one against")
     if not result.wall_seconds:
         result.wall_seconds = time.perf_counter() - start
     grid_end = float(result.times[-1]) if len(result.times) else 0.0

@@ -46,15 +46,45 @@ class CRNError(Exception):
         head = f"{self.loc}: " if self.loc else ""
         lines = [f"{head}{self.kind}: {self.message}"]
         if self.loc and self.loc.source_line is not None and self.loc.line > 0:
-            text = self.loc.source_line.rstrip("\n")
+            text, caret = echo_line(self.loc.source_line.rstrip("\n"), self.loc.col)
             lines.append(f"    {text}")
-            lines.append("    " + " " * max(self.loc.col - 1, 0) + "^")
+            lines.append("    " + " " * caret + "^")
         if self.hint:
             lines.append(f"hint: {self.hint}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
         return self.format()
+
+
+ECHO_WIDTH = 100          # characters of a source line shown under a message
+
+
+def echo_line(text: str, col: int, width: int = ECHO_WIDTH) -> tuple[str, int]:
+    """A source line as shown under a message, and the caret's offset in it: invisible
+    characters (BOM, NUL, other controls, a tab shown as one space) by code point, e.g.
+    ``<U+FEFF>``, and a long line cut to ``width`` characters around column ``col``."""
+    shown: list[str] = []
+    caret = 0
+    for i, char in enumerate(text):
+        if i == col - 1:
+            caret = sum(len(piece) for piece in shown)
+        if char == "\t":
+            shown.append(" ")
+        elif char.isprintable():
+            shown.append(char)
+        else:
+            shown.append(f"<U+{ord(char):04X}>")
+    if col - 1 >= len(text):
+        caret = sum(len(piece) for piece in shown)
+    line = "".join(shown)
+    if len(line) <= width:
+        return line, caret
+    start = min(max(caret - width // 2, 0), len(line) - width)
+    cut = line[start:start + width]
+    prefix = "..." if start > 0 else ""
+    suffix = "..." if start + width < len(line) else ""
+    return prefix + cut + suffix, caret - start + len(prefix)
 
 
 class CRNSyntaxError(CRNError):

@@ -7,11 +7,15 @@ from typing import Any
 import numpy as np
 
 
+MAX_MARGINAL_BOUND = 10 ** 6     # a bound above this does not size the tables (memory)
+
+
 def marginal_size(upper: int | None, largest_seen: int) -> int:
     """M, the length of a species' marginal table P(x = 0..M-1): past the species' upper bound
-    (when it has one) and past the largest count any state or sample holds. Every solver
-    sizes its marginals by this rule."""
-    return max(0 if upper is None else int(upper), int(largest_seen)) + 1
+    (when it has one, up to ``MAX_MARGINAL_BOUND``) and past the largest count any state or
+    sample holds. Every solver sizes its marginals by this rule."""
+    bound = 0 if upper is None or int(upper) > MAX_MARGINAL_BOUND else int(upper)
+    return max(bound, int(largest_seen)) + 1
 
 
 @dataclass

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 import crnlang
-from crnlang.errors import (CRNError, CRNImportError, CRNMultipleErrors, CRNNameError, CRNSemanticError,
-                            CRNSyntaxError)
+from crnlang.errors import (ECHO_WIDTH, CRNError, CRNImportError, CRNMultipleErrors, CRNNameError,
+                            CRNSemanticError, CRNSyntaxError, echo_line)
 
 # (what, text, error class, line, col, a piece of the hint or None)
 BROKEN = [
@@ -117,7 +117,9 @@ def test_broken_input(what, text, cls, line, col, hint):
         assert err.hint and hint in err.hint, err
     text_out = str(err)
     assert text_out.startswith(f"m.crn:{line}:{col}: error: ")
-    assert "\n    " + " " * (col - 1) + "^" in text_out
+    shown, caret = echo_line(err.loc.source_line.rstrip("\n"), col)   # long lines are cut
+    assert caret == col - 1 or len(err.loc.source_line) > ECHO_WIDTH
+    assert "\n    " + shown + "\n    " + " " * caret + "^" in text_out
 
 
 def test_table_is_big_enough():

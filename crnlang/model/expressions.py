@@ -21,6 +21,8 @@ from .source import Source, error_at, suggest, with_article
 
 MAX_FUNC_DEPTH = 16
 MAX_NODES = 2_000_000  # expression nodes in the whole lowered model (funcs inline by copying)
+MAX_INTEGER = 2 ** 31 - 1   # counts, bounds and stoichiometries: trajectories hold int32 counts
+INTEGER_HINT = "copy numbers, bounds and stoichiometries are at most 2^31 - 1"
 
 
 class PoisonedName(Exception):
@@ -87,12 +89,16 @@ class ExpressionLowerer:
             raise error_at(CRNSemanticError, f"{not_finite} ({value})", src, node.pos)
         return value
 
-    def integer(self, node: ast.Node, src: Source, what: str, lo: int | None = 0) -> int:
+    def integer(self, node: ast.Node, src: Source, what: str, lo: int | None = 0,
+                hi: int = MAX_INTEGER, hint: str | None = INTEGER_HINT) -> int:
         value = self.constant(node, src, what)
-        if value != int(value) or (lo is not None and value < lo):
+        if not math.isfinite(value) or value != int(value) or (lo is not None and value < lo):
             need = "a whole number" if lo is None else ("a non-negative whole number" if lo == 0 else
                                                         f"a whole number >= {lo}")
             raise error_at(CRNSemanticError, f"{what} must be {need}, got {value:g}", src, node.pos)
+        if abs(value) > hi:
+            raise error_at(CRNSemanticError, f"{what} is {value:.3g}, more than the largest allowed, "
+                           f"{hi:,}", src, node.pos, hint)
         return int(value)
 
     # -------------------------------------------------------- expressions

@@ -17,7 +17,7 @@ from ..syntax import ast
 from ..syntax.parser import parse_text
 from ..vocabulary import BUILTIN_FUNCS, REDUCTIONS
 from .names import check_name
-from .source import Source, error_at, suggest
+from .source import Source, error_at, read_source, suggest
 
 STDLIB_DIR = Path(__file__).resolve().parents[1] / "stdlib"
 MAX_MODULE_DEPTH = 32
@@ -99,7 +99,7 @@ class Splicer:
         if key in self.merged:
             return
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_source(path)
         except (OSError, UnicodeDecodeError) as e:
             shown = stmt.path if isinstance(stmt, ast.ImportStmt) else path
             self.errors.append(error_at(CRNImportError, f"cannot read '{shown}': "

@@ -29,7 +29,9 @@ from .lattice import directed_edges, lattice_from_args, site_label, sites_of
 from .names import check_name
 from .semantics import evaluate
 from .settings import settings_from_annotations
-from .source import Source, error_at, suggest, with_article
+from .source import Source, error_at, read_source, suggest, with_article
+
+MAX_STOICHIOMETRY = 10 ** 6      # molecules of one species a single reaction may move
 
 
 # ---------------------------------------------------------------- declarations
@@ -271,6 +273,10 @@ class Lowerer(ExpressionLowerer):
                 if v != int(v) or v < 0:
                     raise error_at(CRNSemanticError, f"stoichiometry must be a non-negative whole number, "
                                    f"got '{term.coef.text}'", src, term.pos, "write e.g. '2 X'")
+                if v > MAX_STOICHIOMETRY:
+                    raise error_at(CRNSemanticError, f"stoichiometry {term.coef.text} is more than "
+                                   f"{MAX_STOICHIOMETRY:,}", src, term.pos,
+                                   "a reaction moves at most that many molecules of a species")
                 s = int(v)
             if s == 0:
                 continue
@@ -478,7 +484,7 @@ def load(path) -> ir.Model:
     """Read, parse and lower a .crn file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_source(path)
     except (OSError, UnicodeDecodeError) as e:
         raise CRNImportError(f"cannot read '{path}': {getattr(e, 'strerror', None) or e}",
                              Loc(str(path), 0, 0)) from None

@@ -12,8 +12,15 @@ from ..vocabulary import BUILTIN_FUNCS, REDUCTIONS, RESERVED_WORDS
 from .source import Source, error_at
 
 
+MAX_NAME_LENGTH = 256
+
+
 def check_name(name: str, what: str, src: Source, pos: ast.Pos) -> None:
     """Declared names must be plain identifiers, not reserved words or builtins."""
+    if len(name) > MAX_NAME_LENGTH:
+        raise error_at(CRNNameError, f"a {what} name of {len(name):,} characters "
+                       f"('{name[:20]}...'): names are at most {MAX_NAME_LENGTH} characters",
+                       src, pos, "use a shorter name")
     if name.startswith("__"):
         raise error_at(CRNNameError, f"the name '{name}' is reserved (names may not start with '__')",
                        src, pos, "rename it")

@@ -5,6 +5,8 @@ or value is a ``CRNSemanticError`` that lists what is valid.
 """
 from __future__ import annotations
 
+import math
+
 from ..errors import CRNError, CRNNameError, CRNSemanticError, did_you_mean
 from ..syntax import ast
 from ..vocabulary import DTYPES, INTEGRATORS, METHODS, NETWORKS, SAMPLINGS
@@ -27,6 +29,13 @@ ANNOTATIONS: dict[str, tuple[str | None, dict[str, object]]] = {
     "rare": (None, {}),
 }
 _FIELD = {"lambda": "lam"}
+MAX_SETTING_INTEGER = 2 ** 31 - 1
+# integer keys with a tighter ceiling: (largest value, hint)
+LIMITS = {
+    "batch": (10 ** 8, "batch is samples per step (neural) or runs (ssa, tau); split a larger "
+                       "SSA ensemble into several runs with different seeds"),
+    "hidden": (10 ** 5, None), "layers": (1000, None),
+}
 
 
 def settings_from_annotations(annotations, lowerer) -> Settings:
@@ -88,7 +97,8 @@ def _value(key: str, kind, node: ast.Node, src, lowerer, ann: str):
         raise lowerer_err(CRNSemanticError, f"@{ann} {key} must be a number, got '{node.name}'", src, node.pos)
     what = f"@{ann} {key}"
     if kind.startswith("int"):
-        return lowerer.integer(node, src, what, lo=1 if kind == "int+" else 0)
+        hi, hint = LIMITS.get(key, (MAX_SETTING_INTEGER, None))
+        return lowerer.integer(node, src, what, lo=1 if kind == "int+" else 0, hi=hi, hint=hint)
     value = lowerer.constant(node, src, what)
     if (kind == "float+" and value <= 0) or (kind == "float0" and value < 0) or \
             (kind == "unit" and not 0 <= value <= 1):
@@ -152,15 +162,17 @@ def check_setting(field: str, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise CRNError(f"setting {field} must be a number, got {value!r}")
     if kind.startswith("int"):
-        if float(value) != int(value):
+        if not math.isfinite(float(value)) or float(value) != int(value):
             raise CRNError(f"setting {field} must be a whole number, got {value!r}")
         value = int(value)
         if value < (1 if kind == "int+" else 0):
             raise CRNError(f"setting {field} must be {'> 0' if kind == 'int+' else '>= 0'}, got {value}")
+        hi, hint = LIMITS.get(field, (MAX_SETTING_INTEGER, None))
+        if value > hi:
+            raise CRNError(f"setting {field} is {value:.3g}, more than the largest allowed, {hi:,}",
+                           hint=hint)
         return value
     value = float(value)
-    import math
-
     if not math.isfinite(value) or (kind == "float+" and value <= 0) or \
             (kind == "float0" and value < 0) or (kind == "unit" and not 0 <= value <= 1):
         need = {"float+": "> 0", "float0": ">= 0", "unit": "in 0..1"}.get(kind, "finite")

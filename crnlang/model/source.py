@@ -50,3 +50,45 @@ def suggest(name: str, candidates) -> str | None:
 def with_article(kind: str) -> str:
     """"an observable", "a species"."""
     return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+
+
+MAX_SOURCE_BYTES = 16 * 2 ** 20      # a .crn file (or an imported one) is read up to this size
+
+
+def read_source(path) -> str:
+    """The UTF-8 text of a model file. Raises OSError (with a readable ``strerror``) for a
+    file that is not a regular file or is larger than ``MAX_SOURCE_BYTES`` (``/dev/zero``,
+    a FIFO, a huge data file imported by mistake), before reading it whole."""
+    import os
+    import stat
+    from pathlib import Path
+
+    path = Path(path)
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise OSError(0, "not a regular file (a device, a pipe or a folder)")
+    if info.st_size > MAX_SOURCE_BYTES:
+        raise OSError(0, f"{info.st_size / 2 ** 20:.0f} MiB, larger than the "
+                         f"{MAX_SOURCE_BYTES // 2 ** 20} MiB a model file may have")
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_SOURCE_BYTES + 1)
+    if len(data) > MAX_SOURCE_BYTES:
+        raise OSError(0, f"larger than the {MAX_SOURCE_BYTES // 2 ** 20} MiB a model file may have")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise not_utf8(path, data, err) from None
+
+
+def not_utf8(path, data: bytes, err: UnicodeDecodeError) -> CRNError:
+    """A positioned error for the first byte that is not UTF-8 (e.g. a Latin-1 'é')."""
+    from ..errors import CRNSyntaxError
+
+    before = data[:err.start]
+    line = before.count(b"\n") + 1
+    line_start = before.rfind(b"\n") + 1
+    col = len(data[line_start:err.start].decode("utf-8", errors="replace")) + 1
+    end = data.find(b"\n", err.start)
+    text = data[line_start:end if end >= 0 else len(data)].decode("utf-8", errors="replace")
+    return CRNSyntaxError(f"byte 0x{data[err.start]:02X} is not UTF-8", Loc(str(path), line, col, text),
+                          hint="save the file as UTF-8 (it looks like Latin-1 or another 8-bit encoding)")

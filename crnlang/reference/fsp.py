@@ -49,6 +49,7 @@ from ..result import Result, marginal_size
 
 DEFAULT_MAX_STATES = 5_000_000
 EDGE_WARN = 1e-4
+BOX_FACTOR = 100                # FSP refuses a box this many times larger than its state limit
 BATCH = 1 << 16                 # states per kernel call
 UNIFORMISATION_LIMIT = 5e6      # q * t_end above this: use BDF (measured: uniformisation wins below)
 EXPLICIT_LIMIT = 2e4            # time-dependent: q * t_end up to this: RK45, above: BDF
@@ -61,7 +62,14 @@ def solve_fsp_kernel(kernel, settings: Settings, max_states: int | None = None) 
     save_every); the edge mass is watched on the kernel's DECLARED_UPPER."""
     start = time.perf_counter()
     codec = StateCodec.of(kernel)
-    states = reachable_states(kernel, codec, state_limit(max_states))
+    limit = state_limit(max_states)
+    if codec.box > BOX_FACTOR * limit:
+        raise CRNSolverError(
+            f"the box of the state space holds {codec.box:.3g} states, more than {BOX_FACTOR} x "
+            f"the FSP limit of {limit:,} reachable states: enumerating it is out of reach",
+            hint="tighten the species bounds (`X <= N`), use method = ssa or tau, or raise the "
+                 "limit with max_states= / CRNLANG_FSP_MAX_STATES")
+    states = reachable_states(kernel, codec, limit)
     p0 = initial_probabilities(kernel, states)
     times = save_times(settings)
     stats = Statistics(kernel, states, times, kernel.DECLARED_UPPER)

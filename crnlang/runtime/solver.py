@@ -43,6 +43,30 @@ class RunInterrupted(Exception):
     """Raised by ``run_neural(stop_after_saves=N)``: a stand-in for a killed run (tests)."""
 
 
+def check_network_memory(lower, upper, settings) -> None:
+    """Refuse a box whose network would not fit in memory, before building it: the
+    parameters and one batch of logits, B x L x M_max numbers (M_max the most values of any
+    species), against half of this machine's memory."""
+    import os
+
+    width = max((u - l + 1 for l, u in zip(lower, upper)), default=1)
+    itemsize = 4 if settings.dtype == "float32" else 8
+    numbers = len(lower) * width * (2 * settings.hidden + settings.batch)
+    need = numbers * itemsize
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        memory = 16 * 2 ** 30
+    if need > memory / 2:
+        widest = max(range(len(lower)), key=lambda i: upper[i] - lower[i])
+        raise CRNSolverError(
+            f"the neural network for this box needs about {need / 2 ** 30:,.1f} GiB ({len(lower)} "
+            f"species with up to {width:,} values each, batch {settings.batch:,}), more than half "
+            f"of this machine's {memory / 2 ** 30:,.0f} GiB",
+            hint="lower the species' upper bounds (the widest spans "
+                 f"{lower[widest]}..{upper[widest]}), or use ssa or tau, which need no bounds")
+
+
 def check_bounded(kernel) -> None:
     """Refuse a reduced species without an upper bound (CRNAnalysisError naming it)."""
     for name, hi in zip(kernel.SPECIES, kernel.UPPER):
@@ -122,6 +146,7 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
     check_bounded(kernel)
     method, dtype = settings.method, DTYPES[settings.dtype]
     lower, upper = [int(v) for v in kernel.LOWER], [int(v) for v in kernel.UPPER]
+    check_network_memory(lower, upper, settings)
     generator = torch.Generator().manual_seed(int(settings.seed))
     net = make_network(settings.network, lower, upper, hidden=settings.hidden,
                        layers=settings.layers, dtype=dtype, generator=generator)

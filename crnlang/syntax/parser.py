@@ -292,9 +292,11 @@ def _syntax_error(err: UnexpectedInput, text: str, filename: str) -> CRNSyntaxEr
             hint = f"'{tok}' is a keyword and cannot be used as a name"
     elif isinstance(err, UnexpectedCharacters):
         ch = text[err.pos_in_stream] if 0 <= err.pos_in_stream < len(text) else "?"
-        message = f"unexpected character '{ch}'"
+        message = f"unexpected character {_char_text(ch)}"
         expected = _expected_words(err.allowed or ())
         hint = f"expected {expected}" if expected else None
+        if ch == "\ufeff":
+            hint = "the file starts with a byte-order mark: save it as UTF-8 without BOM"
         if ch == '"':
             hint = "a quoted path must end on the same line"
     elif isinstance(err, UnexpectedEOF):
@@ -339,3 +341,14 @@ def parse_text(text: str, filename: str = "<string>") -> ast.File:
     except VisitError as err:  # pragma: no cover - a transformer bug, reported as a syntax error
         raise CRNSyntaxError(f"cannot read this statement ({err.orig_exc})", Loc(filename, 1, 1)) from None
     return ast.File(filename, text, statements)
+
+
+_INVISIBLE = {"\ufeff": "a byte-order mark", "\x00": "a NUL byte", "\u200b": "a zero-width space",
+              "\u00a0": "a no-break space"}
+
+
+def _char_text(ch: str) -> str:
+    """A character for a message: quoted when visible, else its code point and name."""
+    if ch.isprintable() and ch not in _INVISIBLE:
+        return f"'{ch}'"
+    return f"U+{ord(ch):04X}" + (f" ({_INVISIBLE[ch]})" if ch in _INVISIBLE else "")
