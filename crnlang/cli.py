@@ -313,8 +313,10 @@ def format_summary(result, max_rows: int = 12) -> str:
         pm = f" ± {err[-1]:.2g}" if err is not None else ""
         lines.append(f"  P({name}) = {values[-1]:.4g}{pm} at t = {t_end:g}")
     for name, info in result.extra.get("rare", {}).items():
+        how = ("sequential sampling inside the region" if info.get("estimator") == "sequential"
+               else "importance sampling")
         lines.append(f"  rare {name}: P = {info['estimate']:.3g} ± {info['stderr']:.2g} "
-                     f"(importance sampling, n = {info['n']})")
+                     f"({how}, n = {info['n']})")
     if result.edge_mass is not None and len(result.edge_mass):
         lines.append(f"  truncation edge mass: max {float(max(result.edge_mass)):.2g}")
     if result.method in NEURAL_METHODS and not any(k.startswith("mean:") for k in result.stderr):

@@ -490,7 +490,7 @@ def test_generated_source_compiles_and_reads(tmp_path):
     kernel = compile_model(model, toggle_analysis(model))
     for name in ["NAME", "SPECIES", "ALL_SPECIES", "ELIMINATED", "LOWER", "UPPER", "FULL_LOWER",
                  "FULL_UPPER", "DECLARED_UPPER", "REACTIONS", "CHANGE", "CHANGE_FULL", "REACTANTS", "TIME_DEPENDENT",
-                 "OBSERVABLES", "BOOLEAN", "ABSORBING", "MODEL", "full_state", "in_support",
+                 "OBSERVABLES", "BOOLEAN", "ABSORBING", "INTERVALS", "MODEL", "full_state", "in_support",
                  "propensities", "fires", "out_rates", "shifted", "observables", "absorbing",
                  "init_log_prob", "init_sample", "init_support"]:
         assert hasattr(kernel, name), name

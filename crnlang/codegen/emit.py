@@ -25,7 +25,7 @@ from typing import Any, Callable
 from ..errors import CRNAnalysisError, CRNSemanticError
 from ..model.initial import check_initial
 from ..model.ir import Logic, Model, Reaction, species_in, uses_time
-from ..model.semantics import mass_action_expr
+from ..model.semantics import interval_region, mass_action_expr
 from .. import version
 from .exprs import ExprCompiler, Piece
 
@@ -291,6 +291,23 @@ class KernelSource:
                           "comment": self.reaction_comment(reaction)})
         return counts, lines
 
+    def interval_regions(self) -> dict:
+        """Boolean observables that are products of per-species intervals of state-vector
+        species: {name: {species: (lo, hi)}}, clipped to the species' bounds."""
+        out = {}
+        for obs in self.model.observables:
+            region = interval_region(obs.expr, self.params) if obs.boolean else None
+            if region is None or not set(region) <= set(self.reduced):
+                continue
+            clipped = {}
+            for name, (lo, hi) in region.items():
+                low, high = self.bounds[name]
+                top = math.inf if high is None else high
+                clipped[name] = (int(max(lo, low)), int(min(hi, top)) if min(hi, top) < math.inf
+                                 else None)
+            out[obs.name] = clipped
+        return out
+
     def init_marginals(self):
         """One marginal constructor per species (code), validated here."""
         out = []
@@ -382,6 +399,7 @@ class KernelSource:
             "observables": py_literal(tuple(o.name for o in m.observables)),
             "boolean": py_literal(tuple(bool(o.boolean) for o in m.observables)),
             "absorbing_names": py_literal(tuple(o.name for o in m.observables if o.absorbing)),
+            "intervals": py_literal(self.interval_regions()),
             "model_info": {k: py_literal(v) for k, v in info.items()},
             "has_eliminations": bool(self.eliminations),
             "full_locals": full_locals, "full_rows": full_rows,

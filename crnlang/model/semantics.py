@@ -105,3 +105,70 @@ def propensity(model: Model, reaction: Reaction, state: Mapping[str, float], t: 
     if not reaction.mass_action:
         return float(rate)
     return float(rate) * mass_action_term(model.kinetics, reaction.reactants, state)
+
+
+_FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+_NEGATED = {"<": ">=", "<=": ">", ">": "<=", ">=": "<", "==": "!=", "!=": "=="}
+
+
+def interval_region(expr: Expr, params: Mapping[str, float]) -> dict[str, tuple[float, float]] | None:
+    """The condition ``expr`` as a product of per-species intervals of counts,
+    {species: (lo, hi)} (inclusive; -inf/inf where open), when it is one: an ``and`` of
+    comparisons between one species and a constant (``X <= 15``, ``3 < Y``, ``X == 4``,
+    ``not (X > 3)``), as ``all(X <= 15)`` on a lattice lowers to. None for anything else
+    (``or``, two species in one comparison, ``t``, ``!=``)."""
+    region: dict[str, tuple[float, float]] = {}
+    for term in _and_terms(expr):
+        bounds = _comparison_interval(term, params)
+        if bounds is None:
+            return None
+        if bounds is True:
+            continue
+        name, lo, hi = bounds
+        old_lo, old_hi = region.get(name, (-math.inf, math.inf))
+        region[name] = (max(lo, old_lo), min(hi, old_hi))
+    return region
+
+
+def _and_terms(expr: Expr) -> list[Expr]:
+    if isinstance(expr, Logic) and expr.op == "and":
+        return [t for arg in expr.args for t in _and_terms(arg)]
+    return [expr]
+
+
+def _comparison_interval(term: Expr, params):
+    """(species, lo, hi) of one comparison with a constant; True for a constant true term;
+    None when the term is not of that form."""
+    if not _reads_state(term):                   # a constant term: true is no constraint
+        try:
+            return True if bool(evaluate(term, params)) else None
+        except (ArithmeticError, ValueError, KeyError):
+            return None
+    negate = False
+    if isinstance(term, Unary) and term.op == "not":
+        negate, term = True, term.arg
+    if not isinstance(term, Compare):
+        return None
+    op, left, right = term.op, term.left, term.right
+    if isinstance(right, SpeciesRef) and not isinstance(left, SpeciesRef):
+        op, left, right = _FLIPPED[op], right, left
+    if not isinstance(left, SpeciesRef) or _reads_state(right):
+        return None
+    op = _NEGATED[op] if negate else op
+    try:
+        c = float(evaluate(right, params))
+    except (ArithmeticError, ValueError, KeyError):
+        return None
+    intervals = {"<": (-math.inf, math.ceil(c) - 1), "<=": (-math.inf, math.floor(c)),
+                 ">": (math.floor(c) + 1, math.inf), ">=": (math.ceil(c), math.inf),
+                 "==": (c, c) if c == int(c) else (1.0, 0.0)}
+    if op not in intervals:
+        return None
+    lo, hi = intervals[op]
+    return left.name, lo, hi
+
+
+def _reads_state(expr: Expr) -> bool:
+    from .ir import species_in, uses_time
+
+    return bool(species_in(expr)) or uses_time(expr)

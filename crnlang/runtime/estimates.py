@@ -20,6 +20,7 @@ import torch
 
 from ..boxes import box_size
 from ..result import marginal_size
+from .rare import sequential_probability
 
 EXACT_LIMIT = 200_000
 SAMPLES = 20_000          # samples per saved time when the box is too big to enumerate
@@ -88,7 +89,21 @@ class Estimator:
             x = net.sample(self.samples, self.generator)
             w = self._on_support(x, torch.full((x.shape[0],), 1.0 / x.shape[0], dtype=torch.float64))
             inside = w > 0
-            return self._figures(x[inside], w[inside], t, sampled=True)
+            snap = self._figures(x[inside], w[inside], t, sampled=True)
+            if bool(inside.all()):
+                self._sequential_probabilities(net, snap)
+            return snap
+
+    def _sequential_probabilities(self, net, snap: Snapshot) -> None:
+        """P(A) of every interval observable (``kernel.INTERVALS``) by sequential sampling
+        inside A, with its standard error: exact in expectation however small P(A) is, where
+        the fraction of plain samples in A is 0 below 1/samples. Only when every plain sample
+        was in the support, so that P_theta(A) is the model's P(A)."""
+        for name, intervals in getattr(self.kernel, "INTERVALS", {}).items():
+            found = sequential_probability(net, self.kernel.SPECIES, intervals,
+                                           n=self.samples, generator=self.generator)
+            snap.probs[name] = found["estimate"]
+            snap.stderr[f"prob:{name}"] = found["stderr"]
 
     def _on_support(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """(S,) weights summing to 1 -> the same conditioned on the support (sum 1 again)."""

@@ -28,6 +28,10 @@ Constants
     TIME_DEPENDENT: bool               some rate reads t
     OBSERVABLES: tuple[str, ...]       observable names, BOOLEAN: tuple[bool, ...] alongside
     ABSORBING: tuple[str, ...]         names of absorbing observables (may be empty)
+    INTERVALS: dict[str, dict[str, tuple[int, int | None]]]
+                                       the boolean observables that are products of intervals of
+                                       state-vector species, {name: {species: (lo, hi)}} (hi None:
+                                       unbounded); the sequential rare-event estimator reads them
     MODEL: KernelInfo                  description for the runtime (name, kinetics, lattice)
 
 Functions

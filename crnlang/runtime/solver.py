@@ -24,7 +24,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .estimates import Estimator, Snapshot, stack_snapshots
 from .optimizers import ADAM_LR, adam_epochs, fit_initial, ngd_epochs, substeps_needed
 from .implicit import IMPLICIT_TOL, ImplicitStepper, implicit_step
-from .rare import rare_probability
+from .rare import rare_estimate
 from .sampling import Sampler, SpreadingStart
 from .stepping import TDVP, StepPlace, adaptive_step, fixed_step
 
@@ -278,7 +278,7 @@ def _rare_events(net, kernel, settings, t: float) -> dict:
             raise CRNSolverError(f"@rare({name}): no boolean observable named '{name}'",
                                  hint=did_you_mean(name, booleans) or "declare it with `observe NAME = CONDITION`")
         gen = torch.Generator().manual_seed(int(settings.seed) + 2)
-        out[name] = rare_probability(net, kernel, name, t, settings.alpha, generator=gen)
+        out[name] = rare_estimate(net, kernel, name, t, settings.alpha, generator=gen)
     return out
 
 
