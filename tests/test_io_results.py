@@ -153,3 +153,17 @@ def test_real_fsp_result_round_trips(tmp_path):
     np.testing.assert_array_equal(back.mean("X"), res.mean("X"))
     # Poisson(3 (1 - e^-t)) from 0: a check that what was saved is the solution
     assert back.mean("X")[-1] == pytest.approx(3 * (1 - math.exp(-1.0)), rel=1e-9)
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    """Results, plots and kernels are readable by the group and others under the usual
+    umask 022 (0644), not private to the writer as a bare temporary file would be."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        paths = save_result(hand_made(), tmp_path)
+    finally:
+        os.umask(old)
+    assert paths and all(stat.S_IMODE(p.stat().st_mode) == 0o644 for p in paths)

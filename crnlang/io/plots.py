@@ -13,13 +13,12 @@ through this package).
 from __future__ import annotations
 
 import math
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ..files import write_atomic
 
 MAX_PANELS = 16
 _SITE = re.compile(r"^(\w+)\[([\d,]+)\]$")
@@ -40,15 +39,7 @@ def _figure(n_panels: int, width: float = 3.2, height: float = 2.4):
 
 
 def _save(fig, path: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=100)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_atomic(path, lambda handle: fig.savefig(handle, format="png", dpi=100))
 
 
 def _lattice_groups(names) -> dict[str, list[tuple[tuple[int, ...], str]]]:

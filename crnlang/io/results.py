@@ -1,6 +1,6 @@
 """Result files: what ``crnlang solve --out DIR`` writes, and reading them back.
 
-``save_result(result, directory)`` writes, atomically (temporary file + ``os.replace``):
+``save_result(result, directory)`` writes, atomically (``crnlang.files``):
 
 * ``summary.json``::
 
@@ -29,14 +29,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import CRNError
+from ..files import write_atomic
 
 SUMMARY = "summary.json"
 ARRAYS = "results.npz"
@@ -60,19 +59,6 @@ def json_clean(value: Any) -> Any:
     if value is None or isinstance(value, str):
         return value
     return str(value)
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write through ``write(file)`` to a temporary file next to ``path``, then rename it."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def summary_of(result) -> dict:
@@ -128,11 +114,11 @@ def save_result(result, directory, plots: bool = True) -> list[Path]:
     summary = summary_of(result)
     text = json.dumps(summary, indent=1, allow_nan=False).encode()
     path = directory / SUMMARY
-    _atomic_write(path, lambda f: f.write(text))
+    write_atomic(path, lambda f: f.write(text))
     written.append(path)
     arrays = arrays_of(result)
     path = directory / ARRAYS
-    _atomic_write(path, lambda f: np.savez(f, **arrays))
+    write_atomic(path, lambda f: np.savez(f, **arrays))
     written.append(path)
     if plots:
         from .plots import plot_result
