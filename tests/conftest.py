@@ -17,9 +17,10 @@ def examples_dir() -> Path:
     return EXAMPLES
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(autouse=True)
 def one_torch_thread():
-    """Small tensor work stalls when two threads share a busy 2-core machine: use one."""
+    """Small tensor work stalls when two threads share a busy 2-core machine: every test
+    runs with one (and a test that changes it, e.g. the CLI's --threads, does not leak)."""
     import torch
 
     previous = torch.get_num_threads()

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 import crnlang
 from crnlang.dispatch import solve_fsp
@@ -39,14 +38,6 @@ SLOW_FSP = {"00005", "00007", "00023", "00025"}       # 10^4-10^5 states with st
 FAST_SSA = ["00001", "00020", "00030", "00037"]        # one per model family in the default run
 
 pytestmark = pytest.mark.skipif(not SUITE.is_dir(), reason=f"DSMTS data not found at {SUITE}")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def analytic(case: str) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]]:

@@ -18,14 +18,6 @@ from crnlang.runtime.solver import RunInterrupted, run_neural
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def hellinger(p, q) -> float:
     n = max(len(p), len(q))
     p = np.pad(np.clip(p, 0, None), (0, n - len(p)))

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from scipy.stats import poisson
 
 import crnlang
@@ -11,15 +10,6 @@ from crnlang.model.grid import save_times
 from crnlang.dispatch import solve_fsp
 from crnlang.dispatch import simulate, solve_ssa
 from kernels.models import immigration_death, schlogl_chain, toggle_switch
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two shared cores: torch's thread pool only adds contention here."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def assert_marginals_agree(ssa, exact, names, runs):

@@ -6,21 +6,12 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 
 import crnlang
 from crnlang.dispatch import compile, solve_fsp, solve_tau
 from crnlang.model.grid import save_times
 from crnlang.reference.ssa import trajectory_statistics
 from crnlang.reference.tau import Leaper
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def padded(p, q):
