@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -317,6 +318,13 @@ def format_summary(result, max_rows: int = 12) -> str:
                else "importance sampling")
         lines.append(f"  rare {name}: P = {info['estimate']:.3g} ± {info['stderr']:.2g} "
                      f"({how}, n = {info['n']})")
+    for name, passage in result.extra.get("first_passage", {}).items():
+        rate = passage["rate"]
+        rate_text = (f"switching rate {rate:.4g} ± {passage['rate_stderr']:.2g} (late-time slope "
+                     f"of log(1 - P))" if math.isfinite(rate) else "no switching rate (too few "
+                     "late saved times with 0 < P < 1)")
+        lines.append(f"  first passage into {name}: {rate_text}; mean time >= "
+                     f"{passage['mean_time_lower']:.4g}")
     if result.edge_mass is not None and len(result.edge_mass):
         lines.append(f"  truncation edge mass: max {float(max(result.edge_mass)):.2g}")
     if result.method in NEURAL_METHODS and not any(k.startswith("mean:") for k in result.stderr):

@@ -25,6 +25,7 @@ from .errors import CRNError
 from .model.ir import Model, Settings
 from .model.settings import check_setting
 from .preflight import check_propensities
+from .result import first_passage
 from .vocabulary import METHODS, SIMULATION_METHODS
 from .vocabulary import NEURAL_METHODS as NEURAL
 
@@ -258,6 +259,9 @@ def solve(model, method: str | None = None, params: dict | None = None, *,
         result = solve_neural(model, checkpoint_dir=checkpoint_dir, resume=resume,
                               progress=progress, kernel=kernel)
     result.warnings.extend(rate_warnings)
+    for name in kernel.ABSORBING:
+        result.extra.setdefault("first_passage", {})[name] = first_passage(
+            result.times, result.probs[name], result.stderr.get(f"prob:{name}"))
     if chosen in NEURAL and choose_method(model, analysis, kernel) == "fsp":
         result.warnings.append(
             f"this model fits exact FSP ({10 ** analysis.log10_reduced:.3g} box states): "

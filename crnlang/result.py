@@ -1,6 +1,7 @@
 """The ``Result`` every solver returns (FSP, SSA, the neural methods)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,3 +82,48 @@ class Result:
         from .io.results import save_result
 
         return save_result(self, directory)
+
+
+LATE_FRACTION = 0.5      # the switching rate is fitted over the last half of the saved times
+
+
+def first_passage(times, absorbed, stderr=None) -> dict:
+    """First passage into an absorbing region, from P(absorbed by t) on the saved times.
+
+    ``times`` (T,), ``absorbed`` (T,) the probability of the absorbing observable (absorbing
+    states never leave, so it is the first-passage curve), ``stderr`` (T,) its standard error
+    or None (exact). Returns:
+
+        density:      (T-1,) dP/dt between consecutive saved times, at ``density_times``
+        rate:         the switching rate r of S(t) = 1 - P(t) ~ C exp(-r t) at late times,
+                      the slope of log S fitted over the last half of the saved times
+        rate_stderr:  its standard error (from the standard errors of P where given, else
+                      from the scatter of log S about the line); NaN when it cannot be fitted
+        mean_time_lower: the area under S up to the last time, a lower bound of the mean
+                      first-passage time
+    """
+    t = np.asarray(times, dtype=np.float64)
+    p = np.clip(np.asarray(absorbed, dtype=np.float64), 0.0, 1.0)
+    out = {"density_times": ((t[1:] + t[:-1]) / 2).tolist(),
+           "density": (np.diff(p) / np.maximum(np.diff(t), 1e-300)).tolist(),
+           "mean_time_lower": float(np.sum(np.diff(t) * (1 - (p[1:] + p[:-1]) / 2))),
+           "rate": math.nan, "rate_stderr": math.nan}
+    survive = 1.0 - p
+    late = (t >= t[0] + (1 - LATE_FRACTION) * (t[-1] - t[0])) & (survive > 1e-12) & (p > 0)
+    if late.sum() < 3:
+        return out
+    x, y = t[late], np.log(survive[late])
+    if stderr is not None and np.all(np.asarray(stderr)[late] > 0):
+        sigma = np.asarray(stderr, dtype=np.float64)[late] / survive[late]
+    else:
+        sigma = np.ones_like(x)
+    weight = 1.0 / sigma ** 2
+    x_bar = np.sum(weight * x) / np.sum(weight)
+    spread = np.sum(weight * (x - x_bar) ** 2)
+    slope = np.sum(weight * (x - x_bar) * y) / spread
+    intercept = np.sum(weight * y) / np.sum(weight) - slope * x_bar
+    residual = np.sum(weight * (y - intercept - slope * x) ** 2) / max(len(x) - 2, 1)
+    scale = residual if stderr is None else max(residual, 1.0)
+    out["rate"] = float(-slope)
+    out["rate_stderr"] = float(math.sqrt(scale / spread))
+    return out
