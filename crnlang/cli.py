@@ -154,6 +154,15 @@ def compile_command(file, output):
         click.echo(source, nl=False)
 
 
+def cli_progress(quiet: bool):
+    """The run's progress reporter: a bar on a terminal, else a line every
+    $CRNLANG_PROGRESS_SECONDS (default 10) seconds on stderr; none with --quiet."""
+    from .progress import Progress
+
+    seconds = float(os.environ.get("CRNLANG_PROGRESS_SECONDS") or 10)
+    return Progress(enabled=not quiet, interval=seconds)
+
+
 def _load_with_overrides(file, assignments):
     import crnlang
     from .model.params import with_params
@@ -174,7 +183,7 @@ def _load_with_overrides(file, assignments):
 @click.option("--out", type=click.Path(file_okay=False), help="output folder (default out/<model>/)")
 @click.option("--resume", is_flag=True, help="continue a killed neural run from its checkpoint")
 @click.option("--no-plots", is_flag=True, help="skip the PNG plots")
-@click.option("-q", "--quiet", is_flag=True, help="no progress bar")
+@click.option("-q", "--quiet", is_flag=True, help="no progress bar or progress lines")
 @click.option("--threads", type=click.IntRange(min=1), metavar="N",
               help="torch intra-op threads (default: torch's own choice)")
 @guarded
@@ -188,7 +197,7 @@ def solve(file, method, assignments, out, resume, no_plots, quiet, threads):
     check_writable(out_dir)
     _set_threads(threads)
     result = run_solve(model, method=method, checkpoint_dir=out_dir / "checkpoint",
-                       resume=resume, progress=not quiet and sys.stderr.isatty(), **settings)
+                       resume=resume, progress=cli_progress(quiet), **settings)
     written = result.save(out_dir) if not no_plots else _save_without_plots(result, out_dir)
     click.echo(format_summary(result))
     click.echo(f"wrote {len(written)} files to {out_dir}/")
@@ -228,8 +237,9 @@ def _save_without_plots(result, out_dir):
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="as for solve")
 @click.option("--out", type=click.Path(file_okay=False), help="output folder (default out/<model>/ssa)")
 @click.option("--no-plots", is_flag=True, help="skip the PNG plots")
+@click.option("-q", "--quiet", is_flag=True, help="no progress bar or progress lines")
 @guarded
-def simulate(file, runs, seed, assignments, out, no_plots):
+def simulate(file, runs, seed, assignments, out, no_plots, quiet):
     """Gillespie simulation (SSA) of FILE: means, variances and histograms over RUNS."""
     from .dispatch import solve as run_solve
 
@@ -240,7 +250,7 @@ def simulate(file, runs, seed, assignments, out, no_plots):
         settings["seed"] = seed
     out_dir = Path(out) if out else Path("out") / model.name / "ssa"
     check_writable(out_dir)
-    result = run_solve(model, method="ssa", **settings)
+    result = run_solve(model, method="ssa", progress=cli_progress(quiet), **settings)
     written = result.save(out_dir) if not no_plots else _save_without_plots(result, out_dir)
     click.echo(format_summary(result))
     click.echo(f"wrote {len(written)} files to {out_dir}/")

@@ -25,6 +25,7 @@ from .errors import CRNError
 from .model.ir import Model, Settings
 from .model.settings import check_setting
 from .preflight import check_propensities
+from .progress import reporting
 from .result import first_passage
 from .vocabulary import METHODS, SIMULATION_METHODS
 from .vocabulary import NEURAL_METHODS as NEURAL
@@ -119,25 +120,28 @@ def compile(model: Model, analysis=None, cache_dir=None):  # noqa: A001 - the pu
 
 
 # ---------------------------------------------------------------- the model-level backends
-def solve_fsp(model: Model, max_states: int | None = None, kernel=None):
+def solve_fsp(model: Model, max_states: int | None = None, kernel=None, progress=None):
     """Exact FSP of ``model`` with ``model.settings`` (see ``reference.fsp``)."""
     from .reference.fsp import solve_fsp_kernel
 
-    return solve_fsp_kernel(compile(model) if kernel is None else kernel, model.settings, max_states)
+    return solve_fsp_kernel(compile(model) if kernel is None else kernel, model.settings,
+                            max_states, progress)
 
 
-def solve_ssa(model: Model, kernel=None):
+def solve_ssa(model: Model, kernel=None, progress=None):
     """``settings.batch`` SSA runs of ``model`` (see ``reference.ssa``)."""
     from .reference.ssa import solve_ssa_kernel
 
-    return solve_ssa_kernel(compile(model) if kernel is None else kernel, model.settings)
+    return solve_ssa_kernel(compile(model) if kernel is None else kernel, model.settings,
+                            progress=progress)
 
 
-def solve_tau(model: Model, kernel=None):
+def solve_tau(model: Model, kernel=None, progress=None):
     """``settings.batch`` tau-leaping runs of ``model`` (see ``reference.tau``)."""
     from .reference.tau import solve_tau_kernel
 
-    return solve_tau_kernel(compile(model) if kernel is None else kernel, model.settings)
+    return solve_tau_kernel(compile(model) if kernel is None else kernel, model.settings,
+                            progress=progress)
 
 
 def simulate(model: Model, runs: int | None = None, seed: int | None = None,
@@ -148,7 +152,7 @@ def simulate(model: Model, runs: int | None = None, seed: int | None = None,
     return simulate_kernel(compile(model) if kernel is None else kernel, model.settings, runs, seed, device)
 
 
-def solve_neural(model: Model, checkpoint_dir=None, resume: bool = False, progress: bool = False,
+def solve_neural(model: Model, checkpoint_dir=None, resume: bool = False, progress=False,
                  kernel=None):
     """The neural solve of ``model`` with its settings' method (see ``runtime.solver``)."""
     from .runtime.solver import run_neural
@@ -249,15 +253,17 @@ def solve(model, method: str | None = None, params: dict | None = None, *,
     if chosen not in SIMULATION_METHODS:
         require_bounded(model, analysis, chosen)
     start = time.perf_counter()
-    if chosen == "fsp":
-        result = solve_fsp(model, kernel=kernel)
-    elif chosen == "ssa":
-        result = solve_ssa(model, kernel=kernel)
-    elif chosen == "tau":
-        result = solve_tau(model, kernel=kernel)
-    else:
-        result = solve_neural(model, checkpoint_dir=checkpoint_dir, resume=resume,
-                              progress=progress, kernel=kernel)
+    unit = {"fsp": "saved times", "ssa": "events", "tau": "events"}.get(chosen, "steps")
+    with reporting(progress, chosen, settings.t_end, unit) as reporter:
+        if chosen == "fsp":
+            result = solve_fsp(model, kernel=kernel, progress=reporter)
+        elif chosen == "ssa":
+            result = solve_ssa(model, kernel=kernel, progress=reporter)
+        elif chosen == "tau":
+            result = solve_tau(model, kernel=kernel, progress=reporter)
+        else:
+            result = solve_neural(model, checkpoint_dir=checkpoint_dir, resume=resume,
+                                  progress=reporter, kernel=kernel)
     result.warnings.extend(rate_warnings)
     for name in kernel.ABSORBING:
         result.extra.setdefault("first_passage", {})[name] = first_passage(

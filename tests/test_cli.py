@@ -1,5 +1,6 @@
 """The command line: exit codes, diagnostics without tracebacks, files written by solve."""
 import json
+import re
 import subprocess
 import sys
 
@@ -234,3 +235,22 @@ def test_threads_option(bd_file, tmp_path):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("method", ["fsp", "ssa", "tau", "tdvp"])
+def test_progress_lines_off_a_terminal(tmp_path, bd_file, method):
+    """Run as a batch job would (stderr a pipe): progress lines with the simulated time, the
+    work done and the wall time, and a final line; --quiet silences them."""
+    import os
+
+    env = {**os.environ, "CRNLANG_PROGRESS_SECONDS": "0"}
+    base = [sys.executable, "-m", "crnlang", "solve", str(bd_file), "--method", method,
+            "--no-plots", "--out", str(tmp_path / "out"), "--threads", "1",
+            "--set", "batch=200", "--set", "t_end=1"]
+    talk = subprocess.run(base, capture_output=True, text=True, env=env, timeout=300)
+    assert talk.returncode == 0, talk.stderr
+    lines = [l for l in talk.stderr.splitlines() if l.startswith(f"[crnlang] {method}:")]
+    assert any(re.search(r"t = [\d.e+-]+ of 1 \(\d+%\), [\d,]+ \w+", l) for l in lines), talk.stderr
+    assert re.search(rf"\[crnlang\] {method}: done, t = 1, [\d,]+ ", talk.stderr), talk.stderr
+    quiet = subprocess.run(base + ["-q"], capture_output=True, text=True, env=env, timeout=300)
+    assert quiet.returncode == 0 and "[crnlang]" not in quiet.stderr

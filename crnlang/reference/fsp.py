@@ -45,6 +45,7 @@ from ..boxes import decode, encode, radix_strides
 from ..errors import CRNAnalysisError, CRNSolverError
 from ..model.grid import save_times
 from ..model.ir import Settings
+from ..progress import reporting
 from ..result import Result, marginal_size
 
 DEFAULT_MAX_STATES = 5_000_000
@@ -57,9 +58,11 @@ ODE_RTOL, ODE_ATOL = 1e-8, 1e-12
 
 
 # ------------------------------------------------------------------ the entry point
-def solve_fsp_kernel(kernel, settings: Settings, max_states: int | None = None) -> Result:
+def solve_fsp_kernel(kernel, settings: Settings, max_states: int | None = None,
+                     progress=None) -> Result:
     """Exact solution of a compiled kernel's truncated CME with ``settings`` (t_end, dt,
-    save_every); the edge mass is watched on the kernel's DECLARED_UPPER."""
+    save_every); the edge mass is watched on the kernel's DECLARED_UPPER. ``progress``: a
+    ``crnlang.progress.Progress`` told each saved time reached."""
     start = time.perf_counter()
     codec = StateCodec.of(kernel)
     limit = state_limit(max_states)
@@ -73,8 +76,10 @@ def solve_fsp_kernel(kernel, settings: Settings, max_states: int | None = None) 
     p0 = initial_probabilities(kernel, states)
     times = save_times(settings)
     stats = Statistics(kernel, states, times, kernel.DECLARED_UPPER)
-    for i, p in enumerate(propagate(kernel, states, codec, p0, times)):
-        stats.record(i, p)
+    with reporting(progress, "fsp", float(times[-1]), "saved times") as reporter:
+        for i, p in enumerate(propagate(kernel, states, codec, p0, times)):
+            stats.record(i, p)
+            reporter.update(float(times[i]), i + 1)
     result = stats.result(kernel.NAME, settings)
     result.extra["states"] = int(len(states))
     result.wall_seconds = time.perf_counter() - start

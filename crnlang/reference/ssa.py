@@ -31,11 +31,13 @@ import torch
 
 from ..model.grid import save_times
 from ..model.ir import Settings
+from ..progress import as_progress, reporting
 from ..result import Result, marginal_size
 
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(5)
 BLOCKED_WARN = 1e-4          # warn when this fraction of the jumps hits a declared bound
 CHUNK_STATES = 1 << 20       # recorded states per kernel call in the statistics
+PROGRESS_EVERY = 64          # iterations between progress reports (each costs a reduction)
 
 
 # ------------------------------------------------------------------ the entry points
@@ -50,14 +52,15 @@ def simulate_kernel(kernel, settings: Settings, runs: int | None = None, seed: i
     return full_trajectories(kernel, reduced)
 
 
-def solve_ssa_kernel(kernel, settings: Settings, device: str = "cpu") -> Result:
+def solve_ssa_kernel(kernel, settings: Settings, device: str = "cpu", progress=None) -> Result:
     """``settings.batch`` SSA runs of a compiled kernel with ``settings.seed``: means,
     variances, marginals, observable probabilities, each with standard errors."""
     start = time.perf_counter()
     times = save_times(settings)
     runs = int(settings.batch)
-    reduced, events, blocked = run_direct_method(kernel, times, runs, int(settings.seed), device,
-                                                 dt=settings.dt)
+    with reporting(progress, "ssa", float(times[-1]), "events") as reporter:
+        reduced, events, blocked = run_direct_method(kernel, times, runs, int(settings.seed),
+                                                     device, dt=settings.dt, progress=reporter)
     result = trajectory_statistics(kernel, times, reduced, settings)
     result.extra.update(events=int(events), runs=runs, blocked_jumps=int(blocked))
     if blocked > BLOCKED_WARN * max(events, 1):
@@ -72,21 +75,23 @@ def solve_ssa_kernel(kernel, settings: Settings, device: str = "cpu") -> Result:
 
 # ------------------------------------------------------------------ the direct method
 def run_direct_method(kernel, times: np.ndarray, runs: int, seed: int, device: str = "cpu",
-                      dt: float = 0.0):
+                      dt: float = 0.0, progress=None):
     """Simulate ``runs`` trajectories; return (states at ``times`` (runs, T, L) int32 tensor,
     number of reaction events, number of jumps refused by the declared bounds; the latter is
-    counted for constant rates only). ``dt`` sets the quadrature slices of time-dependent rates."""
+    counted for constant rates only). ``dt`` sets the quadrature slices of time-dependent rates;
+    ``progress`` (a ``crnlang.progress.Progress``) hears the slowest run's time."""
     gen = torch.Generator(device=device).manual_seed(seed)
     x = kernel.init_sample(runs, generator=gen).to(device=device, dtype=torch.int64)
     record = _Recorder(times, x, device)
+    progress = as_progress(progress, "ssa", float(times[-1]), "events")
     if kernel.TIME_DEPENDENT:
-        events = _hazard_loop(kernel, x, record, gen, float(times[-1]), dt)
+        events = _hazard_loop(kernel, x, record, gen, float(times[-1]), dt, progress)
     else:
-        events = _constant_loop(kernel, x, record, gen, float(times[-1]))
+        events = _constant_loop(kernel, x, record, gen, float(times[-1]), progress)
     return record.traj, events, record.blocked
 
 
-def _constant_loop(kernel, x, record: "_Recorder", gen, t_end: float) -> int:
+def _constant_loop(kernel, x, record: "_Recorder", gen, t_end: float, progress) -> int:
     """The direct method on untruncated propensities, with blocked jumps as null events.
 
     A reaction whose jump would leave the support is drawn with its propensity but leaves
@@ -104,7 +109,7 @@ def _constant_loop(kernel, x, record: "_Recorder", gen, t_end: float) -> int:
     xa = x.clone()
     absorbing = bool(kernel.ABSORBING)
     n_reactions = change.shape[0]
-    events = 0
+    events = iteration = 0
     while active.numel():
         # (K, B) layout: the generated kernels fill a (K, B) buffer, so rows are contiguous
         cum = kernel.propensities(xa, 0.0).to(torch.float64).T.contiguous().cumsum_(dim=0)
@@ -125,10 +130,14 @@ def _constant_loop(kernel, x, record: "_Recorder", gen, t_end: float) -> int:
         record.blocked += n_go - n_moved
         if n_go < active.numel():
             xa, t, active = xa[go], t[go], active[go]
+        iteration += 1
+        if iteration % PROGRESS_EVERY == 0 and active.numel():
+            progress.update(float(t.min()), events)
+    progress.update(t_end, events)
     return events
 
 
-def _hazard_loop(kernel, x, record: "_Recorder", gen, t_end: float, dt: float) -> int:
+def _hazard_loop(kernel, x, record: "_Recorder", gen, t_end: float, dt: float, progress) -> int:
     device = x.device
     change = kernel.CHANGE.to(device)
     times = record.times_np
@@ -167,6 +176,9 @@ def _hazard_loop(kernel, x, record: "_Recorder", gen, t_end: float, dt: float) -
             events += int(xj.shape[0])
         alive = ~(quiet & (end >= t_end))
         xa, t, need, active = xa[alive], t_next[alive], need[alive], active[alive]
+        if active.numel():
+            progress.update(float(t.min()), events)
+    progress.update(t_end, events)
     return events
 
 

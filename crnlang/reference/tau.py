@@ -61,6 +61,7 @@ import torch
 
 from ..model.grid import save_times
 from ..model.ir import Settings
+from ..progress import as_progress, reporting
 from ..result import Result
 from .ssa import _Recorder, trajectory_statistics
 
@@ -71,7 +72,7 @@ MAX_REJECTIONS = 60      # halvings of one leap before giving up (never reached 
 NO_BOUND = 2 ** 62
 
 
-def solve_tau_kernel(kernel, settings: Settings, device: str = "cpu") -> Result:
+def solve_tau_kernel(kernel, settings: Settings, device: str = "cpu", progress=None) -> Result:
     """``settings.batch`` tau-leaping runs of a compiled kernel with ``settings.seed``:
     the statistics of ``ssa`` (means, variances, marginals, observables, with standard
     errors); ``extra`` counts events, leaps, exact steps and rejected leaps."""
@@ -79,7 +80,8 @@ def solve_tau_kernel(kernel, settings: Settings, device: str = "cpu") -> Result:
     times = save_times(settings)
     runs = int(settings.batch)
     leaper = Leaper(kernel, float(settings.epsilon), device)
-    reduced, counts = leaper.run(times, runs, int(settings.seed))
+    with reporting(progress, "tau", float(times[-1]), "events") as reporter:
+        reduced, counts = leaper.run(times, runs, int(settings.seed), reporter)
     result = trajectory_statistics(kernel, times, reduced, settings)
     result.method = "tau"
     result.extra.update(runs=runs, **counts)
@@ -104,8 +106,10 @@ class Leaper:
         self.reactant = self.order > 0                                     # (L_full,) bool
 
     # ------------------------------------------------------------ the loop
-    def run(self, times: np.ndarray, runs: int, seed: int):
-        """States at ``times`` (runs, T, L) int32, and the counts of the work done."""
+    def run(self, times: np.ndarray, runs: int, seed: int, progress=None):
+        """States at ``times`` (runs, T, L) int32, and the counts of the work done;
+        ``progress`` (a ``crnlang.progress.Progress``) hears the slowest run's time."""
+        progress = as_progress(progress, "tau", float(times[-1]), "events")
         gen = torch.Generator(device=self.device).manual_seed(seed)
         x = self.kernel.init_sample(runs, generator=gen).to(self.device, torch.int64)
         record = _Recorder(times, x, self.device)
@@ -137,6 +141,9 @@ class Leaper:
                 done = ~going
                 record.until(active[done], torch.full_like(t[done], np.inf), x[done])
                 x, t, shrink, active = x[going], t[going], shrink[going], active[going]
+            if active.numel():
+                progress.update(float(t.min()), counts["events"])
+        progress.update(t_end, counts["events"])
         return record.traj, counts
 
     def select(self, x, t, shrink):

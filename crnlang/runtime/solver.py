@@ -17,6 +17,7 @@ import torch
 
 from ..errors import CRNAnalysisError, CRNSolverError, did_you_mean
 from ..model.grid import save_steps
+from ..progress import Progress, as_progress
 from ..result import Result
 from ..vocabulary import INTEGRATORS, STEP_CONTROLLED
 from ..vocabulary import NEURAL_METHODS as METHODS
@@ -126,11 +127,12 @@ def make_sampler(settings):
 
 
 def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
-               progress: bool = False, init_spread: float = INIT_SPREAD,
+               progress=False, init_spread: float = INIT_SPREAD,
                tol: float | None = None, log_euler: bool = False, solver: str = "auto",
                stop_after_saves: int | None = None, keep_v: float = 0.0) -> Result:
     """The neural solve of a kernel module (see the module docstring).
 
+    ``progress``: a ``crnlang.progress.Progress`` (or True/False for a default/silent one).
     ``tol``: the local error per step of the step-controlled integrators (None: ADAPTIVE_TOL
     for adaptive, IMPLICIT_TOL for implicit). ``log_euler``: the tdvp euler step uses the reference's values log(1 + dt E)/dt instead
     of E. ``solver``: the linear solve of ngd/tdvp (natgrad.solve_sr: auto, cholesky,
@@ -205,7 +207,8 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
 
     if state is None:
         checkpoint()
-    bar = _progress_bar(progress, targets[-1], step)
+    owned = not (isinstance(progress, Progress) and progress.method)   # started here: close here
+    reporter = as_progress(progress, method, settings.t_end, "steps")
     saves_this_call = 0
     for target in targets:
         if target <= step:
@@ -227,7 +230,7 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
                 extra["substeps"] += 1
                 extra["step_seconds"] += time.perf_counter() - tick
             step = target
-            bar.update(target - bar.n)
+            reporter.update(t, extra["substeps"])
         else:
             while step < target:
                 tick = time.perf_counter()
@@ -251,7 +254,7 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
                 step += 1
                 extra["substeps"] += 1
                 extra["step_seconds"] += time.perf_counter() - tick
-                bar.update(1)
+                reporter.update(step * dt, step, **({"loss": extra["losses"][-1]} if extra["losses"] else {}))
             t = step * dt
         if getattr(sampler, "spread", False) and extra.get("spread_at") is None:
             extra["spread_at"] = t          # (to the save after the switch)
@@ -260,9 +263,11 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
         checkpoint()
         saves_this_call += 1
         if stop_after_saves is not None and saves_this_call >= stop_after_saves and target != targets[-1]:
-            bar.close()
+            if owned:
+                reporter.close()
             raise RunInterrupted(f"stopped after {saves_this_call} saves at step {step}")
-    bar.close()
+    if owned:
+        reporter.close()
 
     if settings.rare:
         extra["rare"] = _rare_events(net, kernel, settings, t)
@@ -305,10 +310,3 @@ def _result(kernel, settings, snapshots, extra, net, init_spread, wall) -> Resul
                   variances=series["variances"], marginals=series["marginals"],
                   probs=series["probs"], stderr=series["stderr"], edge_mass=series["edge_mass"],
                   settings=settings.to_dict(), wall_seconds=wall, warnings=warnings, extra=extra)
-
-
-def _progress_bar(enabled: bool, total: int, done: int):
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=done, disable=not enabled, unit="step", leave=False)
-
