@@ -154,6 +154,25 @@ def compile_command(file, output):
         click.echo(source, nl=False)
 
 
+def solve_once_warned(model, **options):
+    """``crnlang.solve`` with every warning said once, in the summary: Python's copies of the
+    solvers' warnings (with an internal file and line) are dropped, a user warning the
+    result does not hold yet is added to it, and library noise (deprecations, numerical
+    RuntimeWarnings from scipy or matplotlib) is hidden."""
+    import warnings
+
+    from .dispatch import solve as run_solve
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run_solve(model, **options)
+    for caught_warning in caught:
+        text = str(caught_warning.message)
+        if issubclass(caught_warning.category, UserWarning) and text not in result.warnings:
+            result.warnings.append(text)
+    return result
+
+
 def cli_progress(quiet: bool):
     """The run's progress reporter: a bar on a terminal, else a line every
     $CRNLANG_PROGRESS_SECONDS (default 10) seconds on stderr; none with --quiet."""
@@ -189,15 +208,13 @@ def _load_with_overrides(file, assignments):
 @guarded
 def solve(file, method, assignments, out, resume, no_plots, quiet, threads):
     """Solve the CME of FILE and write summary.json, results.npz and plots."""
-    from .dispatch import solve as run_solve
-
     model, settings = _load_with_overrides(file, assignments)
     method = method or settings.pop("method", None)       # --method wins over --set method=
     out_dir = Path(out) if out else Path("out") / model.name
     check_writable(out_dir)
     _set_threads(threads)
-    result = run_solve(model, method=method, checkpoint_dir=out_dir / "checkpoint",
-                       resume=resume, progress=cli_progress(quiet), **settings)
+    result = solve_once_warned(model, method=method, checkpoint_dir=out_dir / "checkpoint",
+                               resume=resume, progress=cli_progress(quiet), **settings)
     written = result.save(out_dir) if not no_plots else _save_without_plots(result, out_dir)
     click.echo(format_summary(result))
     click.echo(f"wrote {len(written)} files to {out_dir}/")
@@ -241,8 +258,6 @@ def _save_without_plots(result, out_dir):
 @guarded
 def simulate(file, runs, seed, assignments, out, no_plots, quiet):
     """Gillespie simulation (SSA) of FILE: means, variances and histograms over RUNS."""
-    from .dispatch import solve as run_solve
-
     model, settings = _load_with_overrides(file, assignments)
     settings.pop("method", None)                          # simulate is always ssa
     settings["batch"] = runs
@@ -250,7 +265,7 @@ def simulate(file, runs, seed, assignments, out, no_plots, quiet):
         settings["seed"] = seed
     out_dir = Path(out) if out else Path("out") / model.name / "ssa"
     check_writable(out_dir)
-    result = run_solve(model, method="ssa", progress=cli_progress(quiet), **settings)
+    result = solve_once_warned(model, method="ssa", progress=cli_progress(quiet), **settings)
     written = result.save(out_dir) if not no_plots else _save_without_plots(result, out_dir)
     click.echo(format_summary(result))
     click.echo(f"wrote {len(written)} files to {out_dir}/")

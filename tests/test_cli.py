@@ -254,3 +254,18 @@ def test_progress_lines_off_a_terminal(tmp_path, bd_file, method):
     assert re.search(rf"\[crnlang\] {method}: done, t = 1, [\d,]+ ", talk.stderr), talk.stderr
     quiet = subprocess.run(base + ["-q"], capture_output=True, text=True, env=env, timeout=300)
     assert quiet.returncode == 0 and "[crnlang]" not in quiet.stderr
+
+
+@pytest.mark.parametrize("method", ["fsp", "ssa"])
+def test_each_warning_is_said_once(tmp_path, method):
+    """A pressed truncation warns in the summary, once, and never as a raw UserWarning with
+    an internal file and line."""
+    path = tmp_path / "m.crn"
+    path.write_text("species X <= 6\n0 -> X @ 5\nX -> 0 @ 1\n@solve(t_end = 1, dt = 0.1)\n")
+    done = subprocess.run([sys.executable, "-m", "crnlang", "solve", str(path), "--method", method,
+                           "-q", "--no-plots", "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    both = done.stdout + done.stderr
+    assert "UserWarning" not in both and "crnlang/" not in done.stderr
+    assert both.count("Raise them" if method == "fsp" else "were refused") == 1
