@@ -73,3 +73,13 @@ def test_the_summary_prints_the_rate(tmp_path):
                                       "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert "first passage into done: switching rate 2 ±" in result.output
+
+
+def test_saved_with_a_plot_and_read_back(tmp_path):
+    from crnlang.io import load_result
+
+    result = crnlang.solve(ONE_STEP, method="fsp")
+    names = {p.name for p in result.save(tmp_path)}
+    assert "first_passage.png" in names
+    back = load_result(tmp_path)
+    assert back.extra["first_passage"]["done"]["rate"] == pytest.approx(2.0, rel=1e-6)

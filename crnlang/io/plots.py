@@ -9,6 +9,8 @@ through this package).
     marginals.png      P(x = n) at the final time, per species (at most MAX_PANELS)
     probabilities.png  boolean observables over time (log y-axis when some are below 1e-2)
     edge_mass.png      probability on the truncation edge over time (when the method reports it)
+    first_passage.png  absorbing regions: 1 - P(absorbed by t) on a log axis with the fitted
+                       late-time switching rate, and the first-passage density
 """
 from __future__ import annotations
 
@@ -172,12 +174,41 @@ def plot_edge_mass(result, path: Path) -> Path | None:
     return _save(fig, path)
 
 
+def plot_first_passage(result, path: Path) -> Path | None:
+    passages = result.extra.get("first_passage") if result.extra else None
+    if not passages:
+        return None
+    fig, axes = _figure(2, width=4.2, height=3.2)
+    survival, density = axes[0], axes[1]
+    t = np.asarray(result.times, dtype=float)
+    for name, passage in passages.items():
+        alive = 1.0 - np.asarray(result.probs[name], dtype=float)
+        shown = alive > 0
+        line, = survival.plot(t[shown], alive[shown], lw=1.5, label=name)
+        rate = passage.get("rate", float("nan"))
+        if np.isfinite(rate) and shown.sum() > 1:
+            late = t[shown][-1]
+            fit = alive[shown][-1] * np.exp(-rate * (t[shown] - late))
+            survival.plot(t[shown], fit, ls="--", lw=1, color=line.get_color(),
+                          label=f"rate {rate:.3g} ± {passage.get('rate_stderr', float('nan')):.2g}")
+        density.plot(passage["density_times"], passage["density"], lw=1.5, color=line.get_color(),
+                     label=name)
+    survival.set_yscale("log")
+    survival.set_xlabel("time")
+    survival.set_ylabel("1 - P(absorbed by t)")
+    survival.legend(fontsize=7)
+    density.set_xlabel("time")
+    density.set_ylabel("first-passage density")
+    fig.suptitle(f"{result.model_name}: first passage into the absorbing regions")
+    return _save(fig, path)
+
+
 def plot_result(result, directory) -> list[Path]:
     """Every plot that applies to ``result``, written into ``directory``; returns the paths."""
     directory = Path(directory)
     plots = [(plot_means, "means.png"), (plot_lattice, "lattice.png"),
              (plot_marginals, "marginals.png"), (plot_probs, "probabilities.png"),
-             (plot_edge_mass, "edge_mass.png")]
+             (plot_edge_mass, "edge_mass.png"), (plot_first_passage, "first_passage.png")]
     written = []
     for plot, filename in plots:
         path = plot(result, directory / filename)
