@@ -315,6 +315,11 @@ def format_summary(result, max_rows: int = 12) -> str:
     t_end = float(result.times[-1]) if len(result.times) else 0.0
     lines = [f"{result.model_name}: {result.method}, t = 0..{t_end:g} "
              f"({len(result.times)} saved times), {result.wall_seconds:.1f} s"]
+    if result.extra.get("method_reason"):
+        lines.append(f"  method: {result.extra['method_reason']}")
+    if result.extra.get("ignored_settings"):
+        lines.append(f"  settings {result.method} does not use: "
+                     f"{', '.join(result.extra['ignored_settings'])}")
     names = [n for n in result.species if n in result.means]
     names += [n for n in result.means if n not in result.species]   # numeric observables
     shown = names[:max_rows]

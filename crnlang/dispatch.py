@@ -163,20 +163,51 @@ def solve_neural(model: Model, checkpoint_dir=None, resume: bool = False, progre
 
 # ---------------------------------------------------------------- the method
 def choose_method(model: Model, analysis, kernel=None) -> str:
-    """``auto``: exact FSP when it is cheap, else TDVP; SSA when some species is unbounded.
+    """``auto``: exact FSP when it is cheap, else TDVP; SSA when some species is unbounded
+    (``method_choice`` gives the reason too)."""
+    return method_choice(model, analysis, kernel)[0]
+
+
+def method_choice(model: Model, analysis, kernel=None) -> tuple[str, str]:
+    """``auto``'s method and the reason, in words.
 
     FSP's cost (uniformisation or Krylov) grows like states x reactions x (largest exit
     rate x t_end): a 3-site Schlögl box has only 6e5 states but exit rates near 1.5e5, so FSP
     would take half an hour there while the 2-site one takes seconds.
     """
-    if analysis.unbounded():
-        return "ssa"
+    unbounded = analysis.unbounded()
+    if unbounded:
+        return "ssa", f"species {unbounded[0]} has no upper bound, so only simulation applies"
     if analysis.log10_reduced is None or analysis.log10_reduced > FSP_AUTO_MAX_LOG10_STATES:
-        return "tdvp"
+        box = "" if analysis.log10_reduced is None else f" (1e{analysis.log10_reduced:.1f} states)"
+        return "tdvp", (f"the box{box} is larger than FSP's 1e{FSP_AUTO_MAX_LOG10_STATES} states")
     kernel = compile(model, analysis) if kernel is None else kernel
-    work = (10 ** analysis.log10_reduced * max(len(model.reactions), 1)
+    states = 10 ** analysis.log10_reduced
+    work = (states * max(len(model.reactions), 1)
             * max_exit_rate(kernel, model.settings.t_end) * model.settings.t_end)
-    return "fsp" if work <= FSP_AUTO_MAX_WORK else "tdvp"
+    if work <= FSP_AUTO_MAX_WORK:
+        return "fsp", (f"the box has {states:.3g} states and the FSP work estimate, {work:.2g}, "
+                       f"is below {FSP_AUTO_MAX_WORK:.0e}: exact in seconds to minutes")
+    return "tdvp", (f"the FSP work estimate (states x reactions x largest exit rate x t_end) is "
+                    f"{work:.2g}, above {FSP_AUTO_MAX_WORK:.0e}")
+
+
+# the settings each method reads (beyond method itself); the others are reported as ignored
+READS = {"fsp": {"t_end", "dt", "save_every"},
+         "ssa": {"t_end", "dt", "save_every", "batch", "seed"},
+         "tau": {"t_end", "dt", "save_every", "batch", "seed", "epsilon"}}
+
+
+def ignored_settings(settings: Settings, method: str) -> list[str]:
+    """The settings given (different from their defaults) that ``method`` does not read."""
+    if method in NEURAL:
+        reads = set(Settings.__dataclass_fields__) - {"epsilon"}
+    else:
+        reads = READS[method]
+    default = Settings()
+    return [("lambda" if name == "lam" else name) for name in Settings.__dataclass_fields__
+            if name != "method" and name not in reads
+            and getattr(settings, name) != getattr(default, name)]
 
 
 def max_exit_rate(kernel, t: float, samples: int = 4096) -> float:
@@ -248,8 +279,12 @@ def solve(model, method: str | None = None, params: dict | None = None, *,
     rate_warnings = check_propensities(model, kernel, settings.t_end)
     chosen = settings.method
     if chosen == "auto":
-        chosen = choose_method(model, analysis, kernel)
+        chosen, reason = method_choice(model, analysis, kernel)
+        reason = f"auto chose {chosen}: {reason}"
         model = model.with_settings(method=chosen)
+    else:
+        reason = (f"{chosen}: asked for by the caller" if method is not None
+                  else f"{chosen}: from the file's @solve")
     if chosen not in SIMULATION_METHODS:
         require_bounded(model, analysis, chosen)
     start = time.perf_counter()
@@ -265,6 +300,10 @@ def solve(model, method: str | None = None, params: dict | None = None, *,
             result = solve_neural(model, checkpoint_dir=checkpoint_dir, resume=resume,
                                   progress=reporter, kernel=kernel)
     result.warnings.extend(rate_warnings)
+    result.extra["method_reason"] = reason
+    ignored = ignored_settings(settings, chosen)
+    if ignored:
+        result.extra["ignored_settings"] = ignored
     for name in kernel.ABSORBING:
         result.extra.setdefault("first_passage", {})[name] = first_passage(
             result.times, result.probs[name], result.stderr.get(f"prob:{name}"))

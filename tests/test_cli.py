@@ -269,3 +269,14 @@ def test_each_warning_is_said_once(tmp_path, method):
     both = done.stdout + done.stderr
     assert "UserWarning" not in both and "crnlang/" not in done.stderr
     assert both.count("Raise them" if method == "fsp" else "were refused") == 1
+
+
+def test_summary_says_why_this_method_and_what_it_ignored(tmp_path, bd_file):
+    code, out, _ = run("solve", bd_file, "--method", "ssa", "--set", "hidden=32", "--no-plots",
+                       "--out", tmp_path / "a")
+    assert code == 0 and "method: ssa: asked for by the caller" in out
+    assert "settings ssa does not use: hidden" in out
+    auto = tmp_path / "auto.crn"
+    auto.write_text(BIRTH_DEATH.replace("method = fsp, ", ""))
+    code, out, _ = run("solve", auto, "--no-plots", "--out", tmp_path / "b")
+    assert code == 0 and re.search(r"method: auto chose fsp: the box has 41 states", out), out
