@@ -149,9 +149,20 @@ def test_resume_refuses_other_settings(birth_death, tmp_path):
     with pytest.raises(RunInterrupted):
         run_neural(kernel, bd_settings(model, t_end=4.0, save_every=1), checkpoint_dir=tmp_path,
                    stop_after_saves=1)
-    with pytest.raises(CRNSolverError, match="other settings"):
+    with pytest.raises(CRNSolverError, match="other settings: batch = 1000 in the checkpoint, 500 now"):
         run_neural(kernel, bd_settings(model, t_end=4.0, save_every=1, batch=500),
                    checkpoint_dir=tmp_path, resume=True)
+
+
+def test_resume_can_extend_t_end(birth_death, tmp_path):
+    """A finished run continues past its old end: the same series as one run to the new end."""
+    model, kernel = birth_death
+    whole = run_neural(kernel, bd_settings(model, t_end=6.0, dt=1.0, save_every=2))
+    run_neural(kernel, bd_settings(model, t_end=4.0, dt=1.0, save_every=2), checkpoint_dir=tmp_path)
+    longer = run_neural(kernel, bd_settings(model, t_end=6.0, dt=1.0, save_every=2),
+                        checkpoint_dir=tmp_path, resume=True)
+    np.testing.assert_array_equal(longer.times, whole.times)
+    np.testing.assert_allclose(longer.mean("X"), whole.mean("X"), rtol=0, atol=1e-12)
 
 
 class NaNAfter:

@@ -68,6 +68,21 @@ def check_network_memory(lower, upper, settings) -> None:
                  f"{lower[widest]}..{upper[widest]}), or use ssa or tau, which need no bounds")
 
 
+def check_resumable(saved: dict, now: dict, step: int) -> None:
+    """A checkpoint continues only under its own settings, except a later ``t_end`` (the run
+    goes on past the old end); otherwise a CRNSolverError names each setting that differs."""
+    differ = [k for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
+    if not differ:
+        return
+    if differ == ["t_end"] and float(now["t_end"]) >= step * float(now["dt"]) * (1 - 1e-12):
+        return
+    shown = ", ".join(f"{k} = {saved.get(k)!r} in the checkpoint, {now.get(k)!r} now"
+                      for k in differ)
+    raise CRNSolverError(f"the checkpoint was written with other settings: {shown}",
+                         hint="resume with the checkpoint's settings (only t_end may grow), or "
+                              "start afresh without --resume")
+
+
 def check_bounded(kernel) -> None:
     """Refuse a reduced species without an upper bound (CRNAnalysisError naming it)."""
     for name, hi in zip(kernel.SPECIES, kernel.UPPER):
@@ -176,9 +191,7 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
 
     state = load_checkpoint(checkpoint_dir) if (checkpoint_dir is not None and resume) else None
     if state is not None:
-        if state["settings"] != settings.to_dict():
-            raise CRNSolverError("the checkpoint was written with other settings",
-                                 hint="resume with the same settings, or start afresh without --resume")
+        check_resumable(state["settings"], settings.to_dict(), state["step"])
         net.load_state_dict(state["net"])
         if optimizer is not None:
             optimizer.load_state_dict(state["optimizer"])
