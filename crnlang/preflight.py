@@ -24,6 +24,7 @@ from .model.ir import Model
 
 BOX_SAMPLES = 2048
 INIT_SAMPLES = 256
+NEIGHBOUR_STATES = 8192      # one-jump neighbours of the initial states checked (all K jumps)
 UNBOUNDED_MARGIN = 50        # an unbounded species is sampled up to 2 x its initial max + this
 SMALLEST_NORMAL = 2.2250738585072014e-308
 
@@ -66,7 +67,9 @@ def _sample_states(kernel, generator):
     width = (upper - lower + 1).to(torch.float64)
     box = lower + torch.floor(torch.rand(BOX_SAMPLES, len(kernel.LOWER), generator=generator,
                                          dtype=torch.float64) * width).to(torch.int64)
-    steps = (init[:, None, :] + kernel.CHANGE[None, :, :]).reshape(-1, init.shape[1])
+    K = max(int(kernel.CHANGE.shape[0]), 1)
+    sources = init[:max(1, NEIGHBOUR_STATES // K)]            # at most ~NEIGHBOUR_STATES jumps
+    steps = (sources[:, None, :] + kernel.CHANGE[None, :, :]).reshape(-1, init.shape[1])
     states = torch.cat([init, steps, box, lower[None], upper[None]])
     return states[kernel.in_support(states)]
 
