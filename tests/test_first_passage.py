@@ -19,13 +19,9 @@ absorb done
 """
 
 # two steps in a row: P(absorbed by t) = 1 - (1 + k t) exp(-k t), late rate k
-TWO_STEPS = """
-species X <= 2
-0 -> X @ 1.5
-observe done = X >= 2
-absorb done
-@solve(t_end = 8, dt = 0.05, save_every = 4)
-"""
+TWO_STEPS = (ONE_STEP.replace("X <= 1", "X <= 2").replace("@ 2", "@ 1.5")
+             .replace("X >= 1", "X >= 2").replace("t_end = 3", "t_end = 8")
+             .replace("save_every = 2", "save_every = 4"))
 
 
 def test_exact_rate_and_density_from_fsp():
