@@ -310,6 +310,9 @@ def export(file, sbml, output):
         click.echo(xml, nl=False)
 
 
+PARETO_K_UNRELIABLE = 0.7
+
+
 def format_summary(result, max_rows: int = 12) -> str:
     """A short human-readable account of a Result: what ran, and the final numbers."""
     t_end = float(result.times[-1]) if len(result.times) else 0.0
@@ -348,6 +351,11 @@ def format_summary(result, max_rows: int = 12) -> str:
                else "importance sampling")
         lines.append(f"  rare {name}: P = {info['estimate']:.3g} ± {info['stderr']:.2g} "
                      f"({how}, n = {info['n']})")
+        k = info.get("pareto_k")
+        if k is not None and k == k and k > PARETO_K_UNRELIABLE:
+            lines.append(f"    the importance weights' tail has Pareto k = {k:.2g} > "
+                         f"{PARETO_K_UNRELIABLE}: this estimate and its error bar are unreliable "
+                         "(try another alpha or sampling = mixture)")
     for name, passage in result.extra.get("first_passage", {}).items():
         rate = passage["rate"]
         rate_text = (f"switching rate {rate:.4g} ± {passage['rate_stderr']:.2g} (late-time slope "

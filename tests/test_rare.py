@@ -111,3 +111,33 @@ def test_the_kernel_lists_interval_observables_over_state_vector_species():
     eliminated = set(kernel.ALL_SPECIES) - set(kernel.SPECIES)
     assert len(eliminated) == 1
     assert set(kernel.INTERVALS) == {"few_a", "few_b"} - {f"few_{n.lower()}" for n in eliminated}
+
+
+def test_pareto_k_tells_light_from_heavy_tails():
+    from crnlang.runtime.rare import pareto_k
+
+    generator = torch.Generator().manual_seed(0)
+    light = torch.rand(20000, generator=generator, dtype=torch.float64)          # bounded: k < 0
+    u = torch.rand(20000, generator=generator, dtype=torch.float64)
+    heavy = u ** -0.8                                                           # Pareto, k = 0.8
+    assert pareto_k(light) < 0.2
+    assert 0.6 < pareto_k(heavy) < 1.0
+    assert math.isnan(pareto_k(torch.ones(5, dtype=torch.float64)))
+
+
+def test_importance_estimate_reports_ess_and_pareto_k():
+    """X > Y is no product of intervals: importance sampling, with its diagnostics."""
+    from crnlang.runtime.rare import rare_estimate
+
+    model = crnlang.parse("species X <= 30, Y <= 30\n0 -> X @ 1\n0 -> Y @ 1\nX -> 0 @ 1\n"
+                          "Y -> 0 @ 1\nobserve x_wins = X > Y + 10\n")
+    kernel = crnlang.compile(model)
+    net = peaked_network("nade", (0, 0), (30, 30))
+    found = rare_estimate(net, kernel, "x_wins", 0.0, alpha=0.5, n=4000,
+                          generator=torch.Generator().manual_seed(1))
+    assert found["estimator"] == "importance" and found["ess"] > 0
+    assert math.isfinite(found["pareto_k"]) and found["pareto_k"] < 0.7
+    states = box_states((0, 0), (30, 30))
+    with torch.no_grad():
+        exact = float(net.log_prob(states).exp()[states[:, 0] > states[:, 1] + 10].sum())
+    assert abs(found["estimate"] - exact) < 4 * found["stderr"]
