@@ -167,3 +167,17 @@ def test_written_files_follow_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert paths and all(stat.S_IMODE(p.stat().st_mode) == 0o644 for p in paths)
+
+
+def test_plots_are_wide_enough_and_bands_stay_on_counts(tmp_path):
+    import struct
+
+    from crnlang.io.plots import quantiles
+
+    for path in save_result(hand_made(), tmp_path):
+        if path.suffix == ".png":
+            width, _ = struct.unpack(">II", path.read_bytes()[16:24])
+            assert width >= 800, path.name
+    marginal = np.array([[0.95, 0.05, 0.0], [0.2, 0.3, 0.5]])
+    low, high = quantiles(marginal, (0.1, 0.9))
+    assert low.tolist() == [0.0, 0.0] and high.tolist() == [0.0, 2.0]

@@ -3,8 +3,10 @@
 A result is read by its fields (``crnlang.result`` is not imported: ``Result.save`` writes
 through this package).
 
-    means.png          mean +- 1 sd over time, a small panel per species / numeric observable
-                       (at most MAX_PANELS; a lattice shows its site-summed totals instead)
+    means.png          the mean over time with the 10-90 % band of the counts (from the
+                       marginals; mean +- 1 sd for numeric observables), a small panel per
+                       species / numeric observable (at most MAX_PANELS; a lattice shows its
+                       site-summed totals instead)
     lattice.png        lattice models: heatmap of the final means, one per species
     marginals.png      P(x = n) at the final time, per species (at most MAX_PANELS)
     probabilities.png  boolean observables over time (log y-axis when some are below 1e-2)
@@ -23,6 +25,7 @@ import numpy as np
 from ..files import write_atomic
 
 MAX_PANELS = 16
+MIN_WIDTH = 8.0          # inches: at 100 dpi every plot is at least 800 px wide
 _SITE = re.compile(r"^(\w+)\[([\d,]+)\]$")
 
 
@@ -32,7 +35,7 @@ def _figure(n_panels: int, width: float = 3.2, height: float = 2.4):
 
     cols = min(4, max(1, n_panels))
     rows = max(1, math.ceil(n_panels / cols))
-    fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
+    fig = Figure(figsize=(max(width * cols, MIN_WIDTH), height * rows), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax in axes[n_panels:]:
@@ -76,6 +79,15 @@ def _series(result) -> list[tuple[str, np.ndarray, np.ndarray | None, str]]:
     return out
 
 
+def quantiles(marginal: np.ndarray, levels) -> list[np.ndarray]:
+    """(T, M) P(x = 0..M-1) over time -> per level, (T,) the smallest count whose cumulative
+    probability reaches it: bands of counts that never leave 0..M-1 (a mean +- sd band of a
+    count near 0 would go below it)."""
+    cdf = np.cumsum(marginal, axis=1)
+    cdf = cdf / np.where(cdf[:, -1:] > 0, cdf[:, -1:], 1.0)
+    return [np.argmax(cdf >= level - 1e-12, axis=1).astype(float) for level in levels]
+
+
 def plot_means(result, path: Path) -> Path | None:
     series = _series(result)
     if not series:
@@ -86,14 +98,19 @@ def plot_means(result, path: Path) -> Path | None:
     for ax, (title, mean, sd, ylabel) in zip(axes, shown):
         mean = np.asarray(mean, dtype=float)
         ax.plot(t, mean, lw=1.5, label="mean")
-        if sd is not None:
+        marginal = result.marginals.get(title) if result.marginals else None
+        if marginal is not None and len(marginal) == len(t):
+            low, high = quantiles(np.asarray(marginal, dtype=float), (0.1, 0.9))
+            ax.fill_between(t, low, high, alpha=0.3, lw=0, step="mid", label="10-90 %")
+        elif sd is not None:
             ax.fill_between(t, mean - sd, mean + sd, alpha=0.3, lw=0, label="± 1 sd")
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("time")
         ax.set_ylabel(ylabel)
     axes[0].legend(fontsize=7)
     more = f" (first {MAX_PANELS} of {len(series)})" if len(series) > MAX_PANELS else ""
-    fig.suptitle(f"{result.model_name}: means ± 1 sd ({result.method}){more}")
+    fig.suptitle(f"{result.model_name}: means, and 10-90 % of the copy numbers "
+                 f"({result.method}){more}")
     return _save(fig, path)
 
 
