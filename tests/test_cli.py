@@ -280,3 +280,12 @@ def test_summary_says_why_this_method_and_what_it_ignored(tmp_path, bd_file):
     auto.write_text(BIRTH_DEATH.replace("method = fsp, ", ""))
     code, out, _ = run("solve", auto, "--no-plots", "--out", tmp_path / "b")
     assert code == 0 and re.search(r"method: auto chose fsp: the box has 41 states", out), out
+
+
+def test_default_threads_are_the_free_cores():
+    from crnlang.cli import auto_threads
+
+    assert auto_threads(2, 0.1) == 2          # idle: both cores
+    assert auto_threads(2, 1.2) == 1          # one core busy
+    assert auto_threads(2, 7.0) == 1          # overloaded: still one
+    assert auto_threads(16, 3.4) == 13
