@@ -367,7 +367,7 @@ def format_summary(result, max_rows: int = 12) -> str:
         lines.append(f"  rare {name}: P = {info['estimate']:.3g} ± {info['stderr']:.2g} "
                      f"({how}, n = {info['n']})")
         k = info.get("pareto_k")
-        if k is not None and k == k and k > PARETO_K_UNRELIABLE:
+        if k is not None and not math.isnan(k) and k > PARETO_K_UNRELIABLE:
             lines.append(f"    the importance weights' tail has Pareto k = {k:.2g} > "
                          f"{PARETO_K_UNRELIABLE}: this estimate and its error bar are unreliable "
                          "(try another alpha or sampling = mixture)")

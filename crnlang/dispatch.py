@@ -278,9 +278,10 @@ def solve(model, method: str | None = None, params: dict | None = None, *,
     kernel = compile(model, analysis, cache_dir)
     rate_warnings = check_propensities(model, kernel, settings.t_end)
     chosen = settings.method
+    auto_choice = None
     if chosen == "auto":
-        chosen, reason = method_choice(model, analysis, kernel)
-        reason = f"auto chose {chosen}: {reason}"
+        auto_choice = method_choice(model, analysis, kernel)
+        chosen, reason = auto_choice[0], f"auto chose {auto_choice[0]}: {auto_choice[1]}"
         model = model.with_settings(method=chosen)
     else:
         reason = (f"{chosen}: asked for by the caller" if method is not None
@@ -307,7 +308,8 @@ def solve(model, method: str | None = None, params: dict | None = None, *,
     for name in kernel.ABSORBING:
         result.extra.setdefault("first_passage", {})[name] = first_passage(
             result.times, result.probs[name], result.stderr.get(f"prob:{name}"))
-    if chosen in NEURAL and choose_method(model, analysis, kernel) == "fsp":
+    # was exact FSP the cheaper answer? (auto has already said; otherwise ask once)
+    if chosen in NEURAL and (auto_choice or method_choice(model, analysis, kernel))[0] == "fsp":
         result.warnings.append(
             f"this model fits exact FSP ({10 ** analysis.log10_reduced:.3g} box states): "
             "`--method fsp` gives the exact answer to check this neural one against")

@@ -83,11 +83,16 @@ class Progress:
         return "".join(f", {k} {v}" for k, v in self._figure_text().items())
 
 
+def is_started(progress) -> bool:
+    """True for a Progress that a caller has already started (and so will close)."""
+    return isinstance(progress, Progress) and bool(progress.method)
+
+
 def as_progress(progress, method: str, t_end: float, unit: str = "steps") -> Progress:
     """A started ``Progress`` from what a caller passed: a Progress (started here unless it
     already was), True (a default reporter) or False/None (silent)."""
     if isinstance(progress, Progress):
-        return progress if progress.method else progress.start(method, t_end, unit)
+        return progress if is_started(progress) else progress.start(method, t_end, unit)
     return Progress(enabled=bool(progress)).start(method, t_end, unit)
 
 
@@ -95,7 +100,7 @@ def as_progress(progress, method: str, t_end: float, unit: str = "steps") -> Pro
 def reporting(progress, method: str, t_end: float, unit: str = "steps"):
     """``as_progress`` as a context: the reporter is closed at the end when it was started
     here (one handed in already started belongs to an outer ``reporting``)."""
-    started_here = not (isinstance(progress, Progress) and progress.method)
+    started_here = not is_started(progress)
     reporter = as_progress(progress, method, t_end, unit)
     try:
         yield reporter

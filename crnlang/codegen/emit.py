@@ -302,9 +302,8 @@ class KernelSource:
             clipped = {}
             for name, (lo, hi) in region.items():
                 low, high = self.bounds[name]
-                top = math.inf if high is None else high
-                clipped[name] = (int(max(lo, low)), int(min(hi, top)) if min(hi, top) < math.inf
-                                 else None)
+                top = min(hi, math.inf if high is None else high)
+                clipped[name] = (int(max(lo, low)), None if top == math.inf else int(top))
             out[obs.name] = clipped
         return out
 

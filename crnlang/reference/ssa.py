@@ -107,21 +107,10 @@ def _constant_loop(kernel, x, record: "_Recorder", gen, t_end: float, progress) 
     t = torch.zeros(runs, dtype=torch.float64, device=device)
     active = torch.arange(runs, device=device)
     xa = x.clone()
-    absorbing = bool(kernel.ABSORBING)
-    n_reactions = change.shape[0]
     events = iteration = 0
     while active.numel():
-        # (K, B) layout: the generated kernels fill a (K, B) buffer, so rows are contiguous
-        cum = kernel.propensities(xa, 0.0).to(torch.float64).T.contiguous().cumsum_(dim=0)
-        a0 = cum[-1]
-        if absorbing:
-            a0 = torch.where(kernel.absorbing(xa), torch.zeros_like(a0), a0)
-        u = torch.rand((2, active.numel()), generator=gen, dtype=torch.float64, device=device)
-        t_new = t - torch.log1p(-u[0]) / a0            # inf where a0 == 0
+        t_new, target, moved = direct_method_event(kernel, xa, t, change, gen)
         record.until(active, t_new, xa)
-        pick = (cum < (1.0 - u[1]) * a0).sum(dim=0)    # first k with cum_k >= U a0
-        target = xa + change[pick.clamp_(max=n_reactions - 1)]
-        moved = kernel.in_support(target)
         xa = torch.where(moved[:, None], target, xa)
         t = t_new
         go = t_new <= t_end
@@ -135,6 +124,23 @@ def _constant_loop(kernel, x, record: "_Recorder", gen, t_end: float, progress) 
             progress.update(float(t.min()), events)
     progress.update(t_end, events)
     return events
+
+
+def direct_method_event(kernel, x, t, change, gen, rate_time=0.0):
+    """The next event of every run by the direct method on untruncated propensities read at
+    ``rate_time``: (t_new (B,), target (B, L), moved (B,)). t_new is inf where no reaction
+    can fire (a0 = 0, or an absorbing state); ``moved`` is False for a drawn jump that would
+    leave the support, a null event (see ``_constant_loop``)."""
+    # (K, B) layout: the generated kernels fill a (K, B) buffer, so rows are contiguous
+    cum = kernel.propensities(x, rate_time).to(torch.float64).T.contiguous().cumsum_(dim=0)
+    a0 = cum[-1]
+    if kernel.ABSORBING:
+        a0 = torch.where(kernel.absorbing(x), torch.zeros_like(a0), a0)
+    u = torch.rand((2, x.shape[0]), generator=gen, dtype=torch.float64, device=x.device)
+    t_new = t - torch.log1p(-u[0]) / a0                # inf where a0 == 0
+    pick = (cum < (1.0 - u[1]) * a0).sum(dim=0)        # first k with cum_k >= U a0
+    target = x + change[pick.clamp_(max=cum.shape[0] - 1)]
+    return t_new, target, kernel.in_support(target)
 
 
 def _hazard_loop(kernel, x, record: "_Recorder", gen, t_end: float, dt: float, progress) -> int:

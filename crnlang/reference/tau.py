@@ -63,7 +63,7 @@ from ..model.grid import save_times
 from ..model.ir import Settings
 from ..progress import as_progress, reporting
 from ..result import Result
-from .ssa import _Recorder, trajectory_statistics
+from .ssa import _Recorder, direct_method_event, trajectory_statistics
 
 N_CRITICAL = 10          # fewer possible firings than this before leaving the bounds: critical
 EXACT_FACTOR = 10.0      # tau' below this many mean waiting times: exact SSA steps instead
@@ -190,18 +190,11 @@ class Leaper:
         x_out, t_out = x.clone(), t.clone()
         index = torch.arange(x.shape[0], device=x.device)
         for _ in range(EXACT_STEPS):
-            cum = self.kernel.propensities(x, self._time(t)).to(torch.float64).T.contiguous()
-            cum = cum.cumsum_(dim=0)                                        # (K, B)
-            a0 = cum[-1]
-            if self.kernel.ABSORBING:
-                a0 = torch.where(self.kernel.absorbing(x), torch.zeros_like(a0), a0)
-            u = torch.rand((2, x.shape[0]), generator=gen, dtype=torch.float64, device=x.device)
-            t_new = t - torch.log1p(-u[0]) / a0                              # inf where a0 == 0
+            t_new, target, moved = direct_method_event(self.kernel, x, t, self.change, gen,
+                                                       self._time(t))
             record.until(rows, t_new, x)
-            pick = (cum < (1.0 - u[1]) * a0).sum(dim=0).clamp_(max=cum.shape[0] - 1)
-            target = x + self.change[pick]
             going = t_new <= t_end
-            moved = self.kernel.in_support(target) & going
+            moved = moved & going
             x = torch.where(moved[:, None], target, x)
             t = torch.where(going, t_new, torch.full_like(t, np.inf))
             counts["exact_steps"] += int(going.sum())

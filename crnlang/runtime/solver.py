@@ -17,7 +17,7 @@ import torch
 
 from ..errors import CRNAnalysisError, CRNSolverError, did_you_mean
 from ..model.grid import save_steps
-from ..progress import Progress, as_progress
+from ..progress import as_progress, is_started
 from ..result import Result
 from ..vocabulary import INTEGRATORS, STEP_CONTROLLED
 from ..vocabulary import NEURAL_METHODS as METHODS
@@ -220,7 +220,7 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
 
     if state is None:
         checkpoint()
-    owned = not (isinstance(progress, Progress) and progress.method)   # started here: close here
+    owned = not is_started(progress)                   # started here: closed here
     reporter = as_progress(progress, method, settings.t_end, "steps")
     saves_this_call = 0
     for target in targets:
