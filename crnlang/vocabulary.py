@@ -33,6 +33,8 @@ INTEGRATORS = ("euler", "heun", "rk4", "adaptive", "implicit")
 STEP_CONTROLLED = ("adaptive", "implicit")        # integrators that choose their own step
 
 NETWORKS = ("nade", "gru", "transformer")
+# output heads: one free logit per outcome, or logits smooth in n (runtime/networks.py)
+HEADS = ("onehot", "smooth")
 PROPOSALS = ("plain", "alpha", "diffusive", "mixture", "defensive")
 SAMPLINGS = ("auto",) + PROPOSALS
 DTYPES = ("float32", "float64")

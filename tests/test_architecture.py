@@ -105,7 +105,7 @@ def test_kernel_text_is_the_same_in_every_folder(tmp_path):
 
 @pytest.mark.parametrize("row, words", [
     ("method", "METHODS"), ("integrator", "INTEGRATORS"), ("dtype", "DTYPES"),
-    ("kind", "NETWORKS"), ("proposal", "SAMPLINGS"),
+    ("kind", "NETWORKS"), ("head", "HEADS"), ("proposal", "SAMPLINGS"),
 ])
 def test_the_docs_list_each_vocabulary_as_defined(row, words):
     """docs/language.md's annotation table names exactly the words of crnlang/vocabulary.py."""

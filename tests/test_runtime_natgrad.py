@@ -272,3 +272,24 @@ def test_tdvp_flow_on_the_whole_box_follows_the_exact_cme(hidden, solver):
     moved = float(((p0.sqrt() - exact.sqrt()) ** 2).sum().sqrt() / 2 ** 0.5)
     assert moved > 0.1                     # the distribution really changed
     assert hellinger < 2e-3, hellinger     # measured 1.3e-4: Euler error only
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_smooth_head_scores_equal_autograd(kind):
+    """A smooth head's structured scores (NADE) and generic ones equal the autograd loop."""
+    g = torch.Generator().manual_seed(0)
+    net = make_network(kind, [0, 2, 1], [30, 40, 4], hidden=4, head="smooth", generator=g)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    x = batch(net, 40)
+    O = autograd_scores(net, x)
+    assert torch.allclose(ng.score_matrix(net, x), O, atol=1e-12)
+    if kind == "nade":
+        scores = ng.NadeScores.of(net, x)
+        assert torch.allclose(scores.dense(), O, atol=1e-12)
+        assert (ng.gram_matrix(net, x) - O @ O.t()).abs().max() < 1e-10
+        d = torch.randn(O.shape[1], dtype=O.dtype)
+        z = torch.randn(O.shape[0], dtype=O.dtype)
+        assert torch.allclose(scores.matvec(d), O @ d, atol=1e-10)
+        assert torch.allclose(scores.rmatvec(z), O.t() @ z, atol=1e-10)

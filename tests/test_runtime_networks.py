@@ -223,3 +223,68 @@ def test_state_dict_round_trip(kind):
     box = whole_box()
     assert torch.equal(fresh.log_prob(box), net.log_prob(box))
     assert set(net.state_dict()) >= {"lower", "sizes"}
+
+
+# -- smooth heads ------------------------------------------------------------------------------
+SMOOTH_LOWER, SMOOTH_UPPER = [0, 2, 1], [30, 40, 4]    # two smoothed species (31, 39 outcomes), one one-hot
+
+
+def smooth_net(kind="nade", seed=0):
+    g = torch.Generator().manual_seed(seed)
+    net = make_network(kind, SMOOTH_LOWER, SMOOTH_UPPER, hidden=5, dtype=torch.float64, generator=g,
+                       head="smooth")
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64))
+    return net
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_smooth_head_is_normalised_and_smooth(kind):
+    net = smooth_net(kind)
+    box = whole_box(SMOOTH_LOWER, SMOOTH_UPPER)
+    assert abs(float(net.log_prob(box).detach().exp().sum()) - 1.0) < 1e-12
+    # the two wide species get fewer coefficients than outcomes; the narrow one keeps one-hot
+    assert net.coef_sizes.tolist()[2] == 4 and all(j < m for j, m in zip(net.coef_sizes.tolist()[:2], [31, 39]))
+    # every conditional's log-probabilities lie in the span of the basis (and the constant)
+    phi = net.coefficient_basis(0)
+    span = torch.cat([phi, torch.ones(31, 1, dtype=phi.dtype)], dim=1)
+    with torch.no_grad():
+        logits = net.conditional_logits(box[::97])[:, 0, :31]                  # (n, 31)
+        fit = torch.linalg.lstsq(span, logits.t()).solution
+        assert (span @ fit - logits.t()).abs().max() < 1e-8
+        # and the bumps are about one Poisson sd apart: 2..3 counts near 10, 5..6 near 30
+        assert 12 <= phi.shape[1] <= 14
+
+
+def test_smooth_head_parameters_are_the_basis_coefficients():
+    net = smooth_net()
+    onehot = make_network("nade", SMOOTH_LOWER, SMOOTH_UPPER, hidden=5)
+    J = sum(net.coef_sizes.tolist())
+    assert net.n_parameters() == 5 * (3 + 1) + J * (5 + 1)
+    assert net.n_parameters() < onehot.n_parameters()
+
+
+def test_smooth_nade_shifted_log_probs_and_sampler_agree_with_log_prob():
+    net = smooth_net()
+    x = net.sample(400, torch.Generator().manual_seed(3))
+    nu = torch.tensor([[1, 0, 0], [0, -1, 0], [0, 0, 1], [2, 0, -1]])
+    shifted = x[:, None, :] - nu[None]
+    log_p, log_ps = net.log_prob_shifted(x, shifted)
+    assert torch.allclose(log_p, net.log_prob(x), atol=1e-12)
+    flat = net.log_prob(shifted.reshape(-1, 3)).view(400, 4)
+    assert torch.equal(torch.isinf(log_ps), torch.isinf(flat))
+    finite = torch.isfinite(flat)
+    assert torch.allclose(log_ps[finite], flat[finite], atol=1e-10)
+    # the sampler draws from log_prob: first-species marginal against the exact one
+    box = whole_box(SMOOTH_LOWER, SMOOTH_UPPER)
+    exact = torch.zeros(31, dtype=torch.float64).index_add_(0, box[:, 0], net.log_prob(box).detach().exp())
+    draws = net.sample(20000, torch.Generator().manual_seed(4))[:, 0]
+    counts = torch.bincount(draws, minlength=31).double()
+    keep = exact * 20000 > 5
+    assert chi_square(counts[keep], exact[keep] / exact[keep].sum()) < 3 * int(keep.sum())
+
+
+def test_unknown_head_is_reported():
+    with pytest.raises(CRNSolverError, match="head"):
+        make_network("nade", SMOOTH_LOWER, SMOOTH_UPPER, head="spline")

@@ -71,12 +71,12 @@ def format_settings(settings: Settings) -> list[str]:
 
     lines = []
     solve_keys = ["method", "dt", "t_end", "batch", "lr", "lam", "integrator", "dtype", "seed",
-                  "save_every", "epochs"]
+                  "save_every", "epochs", "epsilon"]
     solve = [f"{'lambda' if k == 'lam' else k} = {value(changed[k])}" for k in solve_keys
              if k in changed and changed[k] is not None]
     if solve:
         lines.append(f"@solve({', '.join(solve)})")
-    network = [f"{k} = {value(changed[k])}" for k in ("hidden", "layers") if k in changed]
+    network = [f"{k} = {value(changed[k])}" for k in ("hidden", "layers", "head") if k in changed]
     if "network" in changed or network:
         lines.append(f"@network({', '.join([settings.network] + network)})")
     sampling = [f"{k} = {value(changed[k])}" for k in ("alpha", "kernel", "uniform", "reweight")

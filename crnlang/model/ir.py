@@ -253,6 +253,7 @@ class Settings:
     network: str = "nade"         # nade | gru | transformer
     hidden: int = 16
     layers: int = 1
+    head: str = "onehot"          # onehot | smooth (logits smooth in n: runtime/networks.py)
     # @sampling
     sampling: str = "auto"        # auto | plain | alpha | diffusive | mixture | defensive
                                   # (auto: from a single-state start, where plain samples all

@@ -9,7 +9,7 @@ import math
 
 from ..errors import CRNError, CRNNameError, CRNSemanticError, did_you_mean
 from ..syntax import ast
-from ..vocabulary import DTYPES, INTEGRATORS, METHODS, NETWORKS, SAMPLINGS
+from ..vocabulary import DTYPES, HEADS, INTEGRATORS, METHODS, NETWORKS, SAMPLINGS
 from .ir import Settings
 from .source import error_at
 
@@ -21,7 +21,7 @@ ANNOTATIONS: dict[str, tuple[str | None, dict[str, object]]] = {
         "lambda": "float+", "integrator": INTEGRATORS, "dtype": DTYPES,
         "seed": "int0", "save_every": "int+", "epochs": "int+", "epsilon": "float+",
     }),
-    "network": ("network", {"network": NETWORKS, "hidden": "int+", "layers": "int+"}),
+    "network": ("network", {"network": NETWORKS, "hidden": "int+", "layers": "int+", "head": HEADS}),
     "sampling": ("sampling", {
         "sampling": SAMPLINGS, "alpha": "float+", "kernel": "int+",
         "uniform": "unit", "reweight": "bool",

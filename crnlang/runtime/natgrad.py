@@ -113,11 +113,12 @@ def score_matrix(net: AutoregressiveNet, x: torch.Tensor) -> torch.Tensor:
 class NadeScores:
     """The factors of a NADE's per-sample scores at a batch x (computed once, no autograd).
 
-    d (L, B, M)        e_{k_i} - p_i (zero beyond M_i): the output layer's outcome factor
+    d (L, B, J)        Phi_i^T (e_{k_i} - p_i) (zero beyond J_i): the output layer's factor
+                       (J = M and Phi the identity for a one-hot head)
     h (L, B, H + 1)    hidden states h_i with a trailing 1 (the input of the bias b)
     hidden (B, Q)      scores of the hidden layer, Q = H L + H, in the order [W (H, L), c]
 
-    The score of sample b for the head [V_i | b_i] (M_i, H + 1) is the outer product
+    The score of sample b for the head [V_i | b_i] (J_i, H + 1) is the outer product
     d[i, b] x h[i, b]; species-major layouts make every product a batched matmul.
     """
 
@@ -143,6 +144,8 @@ class NadeScores:
         d = torch.softmax(net.raw_logits(h_), dim=-1).neg_()         # (L, B, M)
         d.scatter_add_(-1, k.t().unsqueeze(-1), torch.ones(L, B, 1, dtype=d.dtype, device=d.device))
         g = torch.bmm(d, Vb[..., :H]) * h_ * (1 - h_)               # d log P / d pre_i (L, B, H)
+        if net.smooth:                                               # d log P / d coefficients
+            d = torch.bmm(d, net.basis)                              # (L, B, J_max)
         after = g.sum(0) - torch.cumsum(g, dim=0)                    # sum_{i>j} g_i
         grad_W = (after * xv.to(g.dtype).unsqueeze(-1)).permute(1, 2, 0)   # (B, H, L)
         hidden = torch.cat([grad_W.reshape(B, H * L), g.sum(0)], dim=1)
@@ -152,7 +155,7 @@ class NadeScores:
         """Per-parameter pieces (optionally with a leading batch dim) -> flat vectors."""
         net = self.net
         H = net.hidden
-        Vb = grad_Vb[..., net.valid, :]                              # (..., sum M_i, H + 1)
+        Vb = grad_Vb[..., net.coef_valid, :]                         # (..., sum J_i, H + 1)
         parts = {"W": grad_W, "c": grad_c, "V": Vb[..., :H], "b": Vb[..., H]}
         return _flatten_named(net, parts)
 
@@ -176,7 +179,7 @@ class NadeScores:
             d = d * scale[:, None]
             hidden = hidden * scale[:, None]
         B = hidden.shape[0]
-        sizes = self.net.sizes.tolist()
+        sizes = self.net.coef_sizes.tolist()
         G = torch.empty(B, B, dtype=d.dtype, device=d.device)
         for start in range(0, B, block):
             stop = min(start + block, B)
@@ -198,10 +201,10 @@ class NadeScores:
     def matvec(self, delta: torch.Tensor) -> torch.Tensor:
         """(P,) -> (B,) O delta."""
         net = self.net
-        H, L, M = net.hidden, net.n_species, net.max_size
+        H, L, J = net.hidden, net.n_species, net.max_coef
         parts = _split_named(net, delta)
-        Vb = delta.new_zeros(L, M, H + 1)
-        Vb[net.valid] = torch.cat([parts["V"], parts["b"][:, None]], dim=1)
+        Vb = delta.new_zeros(L, J, H + 1)
+        Vb[net.coef_valid] = torch.cat([parts["V"], parts["b"][:, None]], dim=1)
         out = (torch.bmm(self.d, Vb) * self.h).sum((0, 2))
         hid = torch.cat([parts["W"].reshape(-1), parts["c"].reshape(-1)])
         return out + self.hidden @ hid

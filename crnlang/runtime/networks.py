@@ -16,8 +16,21 @@ Three kinds of conditionals:
   and its hidden state gives the next conditional.
 * ``transformer``: causal self-attention over the same inputs, with learned positions.
 
-All three share the output heads V, b (species i uses rows offset_i .. offset_i + M_i);
-species of equal size share one batched matmul, and no padding outcome is ever evaluated
+All three share the output heads V, b: species i's logits are Phi_i (b_i + V_i h_i), with
+Phi_i (M_i, J_i) the head's basis over the outcomes (rows coef_offset_i .. + J_i of V, b).
+
+* ``onehot`` head (the default): Phi_i is the identity (J_i = M_i), one free logit per
+  outcome, so any conditional is representable, a point mass included.
+* ``smooth`` head: for a species with more than SMOOTH_MIN_SIZE outcomes, Phi_i holds
+  Gaussian bumps evenly spaced in sqrt(n) (SMOOTH_SPACING apart, about one Poisson standard
+  deviation at every n) and the linear function n. The logits are then smooth in n: the
+  conditionals cannot hold a wiggle one count wide, and the CME's fastest modes, which are
+  such wiggles (they decay at the exit rate, ~1e4 per Schlögl site), leave the projected
+  flow. An explicit step is then limited by the slow modes: on the 2-site Schlögl chain rk4
+  runs at dt = 1e-3 instead of ~2e-5 (docs/solvers.md). It cannot hold a point mass: such
+  a start is fitted as closely as the basis allows (the result reports the KL).
+
+Species of equal size share one batched matmul, and no padding outcome is ever evaluated
 in ``log_prob``. ``log_prob_shifted(x, x - nu)`` gives log P at the K neighbours of every
 sample (the CME's in-flux) for a fraction of a flat ``log_prob``: repeated samples are
 evaluated once and NADE reuses x's conditionals up to the first changed species.
@@ -32,7 +45,10 @@ from torch import nn
 
 from ..boxes import encode, radix_strides
 from ..errors import CRNSolverError
-from ..vocabulary import NETWORKS as KINDS
+from ..vocabulary import HEADS, NETWORKS as KINDS
+
+SMOOTH_MIN_SIZE = 24      # species with at most this many outcomes keep one-hot heads
+SMOOTH_SPACING = 0.5      # spacing of the smooth basis' bumps in sqrt(n)
 
 Transform = Callable[[torch.Tensor, int], torch.Tensor]
 """transform(probs (n, M_max), i) -> (n, M_max) proposal weights for species i (need not sum to 1)."""
@@ -48,7 +64,7 @@ class AutoregressiveNet(nn.Module):
     kind = "base"
 
     def __init__(self, lower: Sequence[int], upper: Sequence[int], hidden: int,
-                 dtype: torch.dtype, generator: torch.Generator | None = None):
+                 dtype: torch.dtype, generator: torch.Generator | None = None, head: str = "onehot"):
         super().__init__()
         lower_t = torch.as_tensor(list(lower), dtype=torch.int64)
         upper_t = torch.as_tensor(list(upper), dtype=torch.int64)
@@ -83,7 +99,23 @@ class AutoregressiveNet(nn.Module):
             self.register_buffer(f"_group{self.n_groups}_rows",
                                  offsets[members][:, None] + torch.arange(size), persistent=False)
             self.n_groups += 1
-        total = int(sizes.sum())
+        self.head_kind = head
+        bases = [head_basis(int(lo), int(m), head, dtype) for lo, m in zip(lower_t, sizes)]
+        self.smooth = any(phi is not None for phi in bases)
+        coef_sizes = torch.tensor([m if phi is None else phi.shape[1] for phi, m in zip(bases, sizes.tolist())])
+        self.register_buffer("coef_sizes", coef_sizes, persistent=False)
+        self.max_coef = int(coef_sizes.max())
+        coef_offsets = torch.cumsum(coef_sizes, 0) - coef_sizes
+        self.register_buffer("coef_valid", torch.arange(self.max_coef)[None, :] < coef_sizes[:, None],
+                             persistent=False)                                 # (L, J_max)
+        self._coef_slices = [(int(o), int(j)) for o, j in zip(coef_offsets, coef_sizes)]
+        if self.smooth:
+            # Phi padded to (L, M_max, J_max); identity blocks for the one-hot species
+            basis = torch.zeros(self.n_species, self.max_size, self.max_coef, dtype=dtype)
+            for i, (phi, m) in enumerate(zip(bases, sizes.tolist())):
+                basis[i, :m, :coef_sizes[i]] = torch.eye(m, dtype=dtype) if phi is None else phi
+            self.register_buffer("basis", basis, persistent=False)
+        total = int(coef_sizes.sum())
         scale = 0.1 / math.sqrt(hidden)
         self.V = nn.Parameter(_uniform((total, hidden), scale, dtype, generator))
         self.b = nn.Parameter(torch.zeros(total, dtype=dtype))
@@ -94,13 +126,35 @@ class AutoregressiveNet(nn.Module):
         raise NotImplementedError
 
     # -- shared machinery ---------------------------------------------------------------------
+    def outcome_heads(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The heads over the outcomes, (sum M_i, H) and (sum M_i,): V and b themselves for a
+        one-hot head, Phi_i V_i and Phi_i b_i per species for a smooth one."""
+        if not self.smooth:
+            return self.V, self.b
+        V, b = self.padded_coefficients()
+        Vb = torch.bmm(self.basis, torch.cat([V, b.unsqueeze(-1)], dim=-1))    # (L, M_max, H + 1)
+        Vb = Vb[self.valid]
+        return Vb[:, :-1], Vb[:, -1]
+
+    def padded_coefficients(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """V, b as (L, J_max, H) and (L, J_max), zero padded."""
+        L, J = self.n_species, self.max_coef
+        if bool(self.coef_valid.all()):
+            return self.V.view(L, J, self.hidden), self.b.view(L, J)
+        V = self.V.new_zeros(L, J, self.hidden)
+        b = self.b.new_zeros(L, J)
+        V[self.coef_valid] = self.V
+        b[self.coef_valid] = self.b
+        return V, b
+
     def padded_heads(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The heads as (L, M_max, H) and (L, M_max); padded entries are arbitrary (masked)."""
+        """The outcome heads as (L, M_max, H) and (L, M_max); padded entries are arbitrary (masked)."""
         L, M = self.n_species, self.max_size
+        V, b = self.outcome_heads()
         if self.equal_sizes:
-            return self.V.view(L, M, self.hidden), self.b.view(L, M)
+            return V.view(L, M, self.hidden), b.view(L, M)
         rows = self.head_rows.reshape(-1)
-        return self.V[rows].view(L, M, self.hidden), self.b[rows].view(L, M)
+        return V[rows].view(L, M, self.hidden), b[rows].view(L, M)
 
     def padded_heads_augmented(self) -> torch.Tensor:
         """The heads as one (L, M_max, H + 1) tensor [V_i | b_i] (padding arbitrary)."""
@@ -108,20 +162,32 @@ class AutoregressiveNet(nn.Module):
         return torch.cat([V, b.unsqueeze(-1)], dim=-1)
 
     def head(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Species i's output head: V_i (M_i, H), b_i (M_i,) (views of V and b)."""
-        start, size = self._head_slices[i]
-        return self.V[start:start + size], self.b[start:start + size]
+        """Species i's output head over its outcomes: (M_i, H), (M_i,) (views of V and b for a
+        one-hot head, Phi_i V_i and Phi_i b_i for a smooth one)."""
+        start, size = self._coef_slices[i]
+        V, b = self.V[start:start + size], self.b[start:start + size]
+        if not self.smooth:
+            return V, b
+        phi = self.basis[i, :self._head_slices[i][1], :size]
+        return phi @ V, phi @ b
+
+    def coefficient_basis(self, i: int) -> torch.Tensor | None:
+        """Phi_i (M_i, J_i) of species i, or None for a one-hot head."""
+        if not self.smooth:
+            return None
+        return self.basis[i, :self._head_slices[i][1], :self._coef_slices[i][1]]
 
     def size_groups(self):
         """Yield (species (n_g,) int64 or None for all, V_g (n_g, s, H), b_g (n_g, s)) per
         distinct species size s."""
+        V, b = self.outcome_heads()
         if self.equal_sizes:
             L, M = self.n_species, self.max_size
-            yield None, self.V.view(L, M, self.hidden), self.b.view(L, M)
+            yield None, V.view(L, M, self.hidden), b.view(L, M)
             return
         for g in range(self.n_groups):
             members, rows = getattr(self, f"_group{g}_species"), getattr(self, f"_group{g}_rows")
-            yield members, self.V[rows], self.b[rows]
+            yield members, V[rows], b[rows]
 
     def hidden_by_species(self, x: torch.Tensor) -> torch.Tensor:
         """(B, L) -> (L, B, H): ``hidden_states`` in species-major layout (for batched matmuls)."""
@@ -241,8 +307,8 @@ class NADE(AutoregressiveNet):
 
     kind = "nade"
 
-    def __init__(self, lower, upper, hidden=16, dtype=torch.float64, generator=None):
-        super().__init__(lower, upper, hidden, dtype, generator)
+    def __init__(self, lower, upper, hidden=16, dtype=torch.float64, generator=None, head="onehot"):
+        super().__init__(lower, upper, hidden, dtype, generator, head)
         L = self.n_species
         scale_w = 1.0 / (max(self.max_size - 1, 1) * math.sqrt(L))
         self.W = nn.Parameter(_uniform((hidden, L), scale_w, dtype, generator))
@@ -341,8 +407,9 @@ class GRUNet(AutoregressiveNet):
 
     kind = "gru"
 
-    def __init__(self, lower, upper, hidden=16, layers=1, dtype=torch.float64, generator=None):
-        super().__init__(lower, upper, hidden, dtype, generator)
+    def __init__(self, lower, upper, hidden=16, layers=1, dtype=torch.float64, generator=None,
+                 head="onehot"):
+        super().__init__(lower, upper, hidden, dtype, generator, head)
         L = self.n_species
         n_in = 1 + L                                    # scaled previous value, one-hot position
         s = 1.0 / math.sqrt(hidden)
@@ -407,8 +474,9 @@ class TransformerNet(AutoregressiveNet):
 
     kind = "transformer"
 
-    def __init__(self, lower, upper, hidden=16, layers=1, dtype=torch.float64, generator=None):
-        super().__init__(lower, upper, hidden, dtype, generator)
+    def __init__(self, lower, upper, hidden=16, layers=1, dtype=torch.float64, generator=None,
+                 head="onehot"):
+        super().__init__(lower, upper, hidden, dtype, generator, head)
         L, H = self.n_species, hidden
         s = 1.0 / math.sqrt(H)
         self.embed = nn.Parameter(_uniform((H, 1 + L), 1.0, dtype, generator))
@@ -498,24 +566,44 @@ def _uniform(shape, scale: float, dtype: torch.dtype, generator: torch.Generator
     return (2 * torch.rand(shape, dtype=dtype, generator=generator) - 1) * scale
 
 
+def head_basis(lower: int, size: int, head: str, dtype: torch.dtype) -> torch.Tensor | None:
+    """Phi (size, J) of a smooth head over the values lower .. lower + size - 1, or None (a
+    one-hot head: the identity). Columns: Gaussian bumps centred SMOOTH_SPACING apart in
+    sqrt(n), as wide as their spacing, then n scaled to 0..1."""
+    if head not in HEADS:
+        raise CRNSolverError(f"unknown network head '{head}'", hint=f"use one of {', '.join(HEADS)}")
+    if head == "onehot" or size <= SMOOTH_MIN_SIZE:
+        return None
+    n = torch.arange(lower, lower + size, dtype=torch.float64)
+    root = n.sqrt()
+    span = float(root[-1] - root[0])
+    count = max(2, math.ceil(span / SMOOTH_SPACING) + 1)
+    centres = torch.linspace(float(root[0]), float(root[-1]), count, dtype=torch.float64)
+    width = span / (count - 1)
+    bumps = torch.exp(-0.5 * ((root[:, None] - centres[None, :]) / width) ** 2)
+    linear = ((n - lower) / (size - 1))[:, None]
+    return torch.cat([bumps, linear], dim=1).to(dtype)
+
+
 def make_network(kind: str, lower: Sequence[int], upper: Sequence[int], hidden: int = 16,
                  layers: int = 1, dtype: torch.dtype = torch.float64,
-                 generator: torch.Generator | None = None) -> AutoregressiveNet:
+                 generator: torch.Generator | None = None, head: str = "onehot") -> AutoregressiveNet:
     """A fresh autoregressive network over species with values lower_i..upper_i (inclusive).
 
     ``generator`` (optional) makes the initial parameters reproducible. NADE has one hidden
-    layer by construction (``layers`` applies to gru and transformer).
+    layer by construction (``layers`` applies to gru and transformer). ``head``: onehot or
+    smooth (see the module docstring).
     """
     if dtype not in (torch.float32, torch.float64):
         raise CRNSolverError(f"unsupported network dtype {dtype}", hint="use float32 or float64")
     if hidden < 1 or layers < 1:
         raise CRNSolverError("network hidden width and layers must be at least 1")
     if kind == "nade":
-        return NADE(lower, upper, hidden, dtype, generator)
+        return NADE(lower, upper, hidden, dtype, generator, head)
     if kind == "gru":
-        return GRUNet(lower, upper, hidden, layers, dtype, generator)
+        return GRUNet(lower, upper, hidden, layers, dtype, generator, head)
     if kind == "transformer":
-        return TransformerNet(lower, upper, hidden, layers, dtype, generator)
+        return TransformerNet(lower, upper, hidden, layers, dtype, generator, head)
     from ..errors import did_you_mean
 
     raise CRNSolverError(f"unknown network '{kind}'",

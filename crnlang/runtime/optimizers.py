@@ -140,8 +140,8 @@ def set_product_distribution(net, marginals: list[torch.Tensor], keep_v: float =
     the product only approximately, but the hidden layer's gradient (which is proportional
     to V) is not zero, so correlations between species can build up from the first step."""
     V, b, rows = getattr(net, "V", None), getattr(net, "b", None), getattr(net, "head_rows", None)
-    if V is None or b is None or rows is None:
-        return False
+    if V is None or b is None or rows is None or getattr(net, "smooth", False):
+        return False          # (a smooth head is fitted by fit_product)
     with torch.no_grad():
         V.mul_(keep_v)
         for i, p in enumerate(marginals):

@@ -166,7 +166,7 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
     check_network_memory(lower, upper, settings)
     generator = torch.Generator().manual_seed(int(settings.seed))
     net = make_network(settings.network, lower, upper, hidden=settings.hidden,
-                       layers=settings.layers, dtype=dtype, generator=generator)
+                       layers=settings.layers, dtype=dtype, generator=generator, head=settings.head)
     settings = resolve_defaults(settings, kernel)
     sampler = make_sampler(settings)
     epochs = settings.epochs if settings.epochs is not None else DEFAULT_EPOCHS[method]
@@ -307,7 +307,11 @@ def _result(kernel, settings, snapshots, extra, net, init_spread, wall) -> Resul
         warnings.append("the initial distribution is (nearly) a single state and sampling is plain: "
                         "samples of P_theta cannot see the states the mass flows into; use "
                         "the default @sampling(auto)")
-    if extra.get("init_kl", 0.0) > INIT_KL_WARN:
+    if extra.get("init_kl", 0.0) > INIT_KL_WARN and getattr(net, "smooth", False):
+        warnings.append(f"head = smooth cannot hold a point-mass start exactly: it is fitted as closely "
+                        f"as the basis allows (KL {extra['init_kl']:.3g}); the difference decays with the "
+                        "distribution's relaxation. Use @network(head = onehot) for an exact start")
+    elif extra.get("init_kl", 0.0) > INIT_KL_WARN:
         warnings.append(f"the network fits the initial distribution only to KL {extra['init_kl']:.3g}")
     if extra.get("outside_mass", 0.0) > OUTSIDE_WARN:
         warnings.append(f"up to {extra['outside_mass']:.3g} of the network's mass sat outside the model's "

@@ -34,9 +34,11 @@ MAX_LOG_RATIO = 600.0          # P_t(n - nu)/P_t(n) is capped at e^600 (finite i
 def shifted_log_probs(net, kernel, x: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
     """log P_t(n - nu_k) and a_in_k(n): ((B, K), (B, K)); log P is -inf where a_in is 0."""
     x_prev, a_in = kernel.shifted(x, t)
-    B, K, L = x_prev.shape
     with torch.no_grad():
-        log_p_prev = unique_log_prob(net, x_prev.reshape(B * K, L)).view(B, K)
+        # (the network's own shifted evaluation: repeated samples once, and NADE reuses x's
+        # conditionals up to the first changed species: 1.8x faster than unique_log_prob of
+        # the B K neighbours on a 3x3 lattice, 2x on the toggle switch)
+        _, log_p_prev = net.log_prob_shifted(x, x_prev)
     a_in = a_in.to(log_p_prev.dtype)
     log_p_prev = log_p_prev.masked_fill(a_in <= 0, -math.inf)
     return log_p_prev, a_in
