@@ -10,8 +10,8 @@ copy numbers (values, not offsets from ``lower``).
 Three kinds of conditionals:
 
 * ``nade`` (the default, METHOD.md): h_i = sigmoid(c + W[:, :i] x_<i) with raw counts as
-  inputs, logits_i = b_i + V_i h_i. Parameters W (H, L), c (H,), V (sum M_i, H),
-  b (sum M_i,): H (L + 1 + sum M_i) + sum M_i in all.
+  inputs, logits_i = Phi_i (b_i + V_i h_i). Parameters W (H, L), c (H,), V (sum J_i, H),
+  b (sum J_i,): H (L + 1 + sum J_i) + sum J_i in all (J_i = M_i for one-hot heads).
 * ``gru``: a gated recurrent unit reads the previous species' scaled value (and the position)
   and its hidden state gives the next conditional.
 * ``transformer``: causal self-attention over the same inputs, with learned positions.
