@@ -7,7 +7,6 @@ by default; t = 1 (where P(low) ~ 0.075 and P(high) ~ 0.77) is ``slow``.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest

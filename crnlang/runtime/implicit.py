@@ -38,7 +38,7 @@ import torch
 from ..errors import CRNSolverError
 from .natgrad import dense_scores, merge_duplicates, solve_rows
 from .networks import unique_row_index
-from .stepping import (MAX_LOG_RATIO, StepPlace, check_finite, get_theta, set_theta, unique_log_prob,
+from .stepping import (MAX_LOG_RATIO, StepPlace, check_finite, get_theta, set_theta,
                        weighted_rms)
 
 SCORE_CHUNK = 1 << 21          # entries of one block of shifted-state scores (16 MiB in float64)
@@ -53,11 +53,9 @@ def implicit_system(net, kernel, x: torch.Tensor, w: torch.Tensor, t: float,
     step of length h at the distinct states x (B, L) with normalised weights w (B,), rates at
     time t (the end of the step). See the module docstring: row_b = (O_b - Obar) -
     sum_k pi_bk (O(n_b - nu_k) - Obar), value_b = log(1 + h sum_k r_bk) - log(1 + h out_b)."""
-    log_p = net.log_prob(x)
     x_prev, a_in = kernel.shifted(x, t)
-    B, K, L = x_prev.shape
+    log_p, log_p_prev = net.log_prob_shifted(x, x_prev)
     a_in = a_in.to(log_p.dtype)
-    log_p_prev = unique_log_prob(net, x_prev.reshape(B * K, L)).view(B, K)
     alive = (a_in > 0) & torch.isfinite(log_p_prev)
     log_hr = torch.where(alive, math.log(h) + torch.log(a_in.clamp(min=1e-300)) + log_p_prev - log_p[:, None],
                          torch.full_like(a_in, -math.inf))                       # log h r_k (B, K)

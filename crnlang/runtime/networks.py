@@ -99,7 +99,6 @@ class AutoregressiveNet(nn.Module):
             self.register_buffer(f"_group{self.n_groups}_rows",
                                  offsets[members][:, None] + torch.arange(size), persistent=False)
             self.n_groups += 1
-        self.head_kind = head
         bases = [head_basis(int(lo), int(m), head, dtype) for lo, m in zip(lower_t, sizes)]
         self.smooth = any(phi is not None for phi in bases)
         coef_sizes = torch.tensor([m if phi is None else phi.shape[1] for phi, m in zip(bases, sizes.tolist())])
@@ -166,10 +165,8 @@ class AutoregressiveNet(nn.Module):
         one-hot head, Phi_i V_i and Phi_i b_i for a smooth one)."""
         start, size = self._coef_slices[i]
         V, b = self.V[start:start + size], self.b[start:start + size]
-        if not self.smooth:
-            return V, b
-        phi = self.basis[i, :self._head_slices[i][1], :size]
-        return phi @ V, phi @ b
+        phi = self.coefficient_basis(i)
+        return (V, b) if phi is None else (phi @ V, phi @ b)
 
     def coefficient_basis(self, i: int) -> torch.Tensor | None:
         """Phi_i (M_i, J_i) of species i, or None for a one-hot head."""

@@ -307,12 +307,13 @@ def _result(kernel, settings, snapshots, extra, net, init_spread, wall) -> Resul
         warnings.append("the initial distribution is (nearly) a single state and sampling is plain: "
                         "samples of P_theta cannot see the states the mass flows into; use "
                         "the default @sampling(auto)")
-    if extra.get("init_kl", 0.0) > INIT_KL_WARN and getattr(net, "smooth", False):
+    if extra.get("init_kl", 0.0) > INIT_KL_WARN:
+        kl = extra["init_kl"]
         warnings.append(f"head = smooth cannot hold a point-mass start exactly: it is fitted as closely "
-                        f"as the basis allows (KL {extra['init_kl']:.3g}); the difference decays with the "
-                        "distribution's relaxation. Use @network(head = onehot) for an exact start")
-    elif extra.get("init_kl", 0.0) > INIT_KL_WARN:
-        warnings.append(f"the network fits the initial distribution only to KL {extra['init_kl']:.3g}")
+                        f"as the basis allows (KL {kl:.3g}); the difference decays with the "
+                        "distribution's relaxation. Use @network(head = onehot) for an exact start"
+                        if getattr(net, "smooth", False) else
+                        f"the network fits the initial distribution only to KL {kl:.3g}")
     if extra.get("outside_mass", 0.0) > OUTSIDE_WARN:
         warnings.append(f"up to {extra['outside_mass']:.3g} of the network's mass sat outside the model's "
                         "support (box states that break a conservation law's bounds): the figures are "

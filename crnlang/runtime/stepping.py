@@ -9,8 +9,9 @@ over several epochs; ``tdvp`` solves for theta_dot with d log P_theta / dt = E(n
 least-squares sense (one linear solve per stage) and integrates it with euler, heun, rk4 or
 an adaptive heun/euler pair.
 
-P_t at the K shifted states of every sample comes from ONE batched ``log_prob`` call on the
-(B*K, L) shifted states; kernel.shifted gives a_in = 0 where n - nu_k is outside the support.
+P_t at the K shifted states of every sample comes from one ``net.log_prob_shifted(x, x - nu)``
+call on the (B, K, L) shifted states; kernel.shifted gives a_in = 0 where n - nu_k is outside
+the support.
 
 Shapes: B batch, K reactions, L reduced species, P network parameters.
 """
@@ -22,10 +23,8 @@ from dataclasses import dataclass
 import torch
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from ..boxes import encode, radix_strides
 from ..errors import CRNSolverError
 from ..vocabulary import INTEGRATORS
-KEY_PAD = 4                    # margin of the row keys of unique_log_prob
 MAX_STEP_RATE = 2.0            # dt * out(n) above this on most samples: dt is absurd
 MAX_LOG_RATIO = 600.0          # P_t(n - nu)/P_t(n) is capped at e^600 (finite in float64)
 
@@ -36,41 +35,12 @@ def shifted_log_probs(net, kernel, x: torch.Tensor, t: float) -> tuple[torch.Ten
     x_prev, a_in = kernel.shifted(x, t)
     with torch.no_grad():
         # (the network's own shifted evaluation: repeated samples once, and NADE reuses x's
-        # conditionals up to the first changed species: 1.8x faster than unique_log_prob of
-        # the B K neighbours on a 3x3 lattice, 2x on the toggle switch)
+        # conditionals up to the first changed species: 1.8x faster than a log_prob of the
+        # distinct B K neighbours on a 3x3 lattice, 2x on the toggle switch)
         _, log_p_prev = net.log_prob_shifted(x, x_prev)
     a_in = a_in.to(log_p_prev.dtype)
     log_p_prev = log_p_prev.masked_fill(a_in <= 0, -math.inf)
     return log_p_prev, a_in
-
-
-def unique_log_prob(net, x: torch.Tensor) -> torch.Tensor:
-    """(N, L) -> (N,) log P(x), one forward pass over the distinct rows only.
-
-    The shifted states of a batch repeat a lot (samples repeat, and reactions with the same
-    change vector give the same shift). Rows are told apart by one int64 key per row (mixed
-    radix over the box widened by KEY_PAD on each side; states further out are clamped to
-    that margin, which merges only states outside the box, all of log P = -inf).
-    """
-    radix = net.sizes.to(x.device) + 2 * KEY_PAD
-    strides = radix_strides(radix.tolist())
-    if strides is None:
-        return net.log_prob(x)
-    padded = (x.to(torch.int64) - net.lower.to(x.device) + KEY_PAD).clamp(min=0)
-    padded = torch.minimum(padded, radix - 1)
-    keys = encode(padded, 0, torch.tensor(strides, dtype=torch.int64, device=x.device))
-    distinct, first, inverse = _unique_rows(keys)
-    if distinct > 0.8 * x.shape[0]:
-        return net.log_prob(x)
-    return net.log_prob(x[first])[inverse]
-
-
-def _unique_rows(keys: torch.Tensor) -> tuple[int, torch.Tensor, torch.Tensor]:
-    """(number of distinct keys, index of one row per distinct key, inverse map)."""
-    values, inverse = torch.unique(keys, return_inverse=True)
-    first = torch.empty(values.shape[0], dtype=torch.int64, device=keys.device)
-    first.scatter_(0, inverse, torch.arange(keys.shape[0], device=keys.device))
-    return values.shape[0], first, inverse
 
 
 def local_rate(net, kernel, x: torch.Tensor, t: float,
