@@ -335,6 +335,9 @@ def format_summary(result, max_rows: int = 12) -> str:
              f"({len(result.times)} saved times), {result.wall_seconds:.1f} s"]
     if result.extra.get("method_reason"):
         lines.append(f"  method: {result.extra['method_reason']}")
+    if result.extra.get("ssa_engine"):
+        lines.append(f"  engine: {result.extra['ssa_engine']}, "
+                     f"{result.extra.get('events', 0):,} events")
     if result.extra.get("ignored_settings"):
         lines.append(f"  settings {result.method} does not use: "
                      f"{', '.join(result.extra['ignored_settings'])}")

@@ -27,7 +27,7 @@ from ..model.initial import check_initial
 from ..model.ir import Logic, Model, Reaction, species_in, uses_time
 from ..model.semantics import interval_region, mass_action_expr
 from .. import version
-from .exprs import ExprCompiler, Piece
+from .exprs import ExprCompiler, Piece, float_literal
 
 TEMPLATE = "kernel.py.j2"
 
@@ -156,6 +156,16 @@ class KernelSource:
         if rate.constant and float(rate.value) == 1.0:
             return h
         return f"{rate.numeric()} * {h}"
+
+    def rate_constants(self) -> str:
+        """RATE_CONSTANTS: c_k for each reaction whose propensity is c_k * h(x) with a constant
+        c_k (mass action, a rate that reads neither species nor t), else None; as source."""
+        values = []
+        for reaction in self.model.reactions:
+            rate = ExprCompiler(self.params, self.row).compile(reaction.rate)
+            constant = reaction.mass_action and rate.constant and not rate.boolean
+            values.append(float_literal(float(rate.value)) if constant else "None")
+        return "(" + "".join(f"{v}, " for v in values) + ")"
 
     def reaction_comment(self, reaction: Reaction) -> str:
         def side(terms):
@@ -394,6 +404,7 @@ class KernelSource:
             "change": [[row[self.full_index[n]] for n in self.reduced]
                        for row in (self.change_full(r) for r in m.reactions)],
             "reaction_comments": [self.reaction_comment(r) for r in m.reactions],
+            "rate_constants": self.rate_constants(),
             "time_dependent": time_dependent,
             "observables": py_literal(tuple(o.name for o in m.observables)),
             "boolean": py_literal(tuple(bool(o.boolean) for o in m.observables)),

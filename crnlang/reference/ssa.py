@@ -38,6 +38,7 @@ _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(5)
 BLOCKED_WARN = 1e-4          # warn when this fraction of the jumps hits a declared bound
 CHUNK_STATES = 1 << 20       # recorded states per kernel call in the statistics
 PROGRESS_EVERY = 64          # iterations between progress reports (each costs a reduction)
+ENGINES = ("auto", "compiled", "vectorised")
 
 
 # ------------------------------------------------------------------ the entry points
@@ -52,17 +53,22 @@ def simulate_kernel(kernel, settings: Settings, runs: int | None = None, seed: i
     return full_trajectories(kernel, reduced)
 
 
-def solve_ssa_kernel(kernel, settings: Settings, device: str = "cpu", progress=None) -> Result:
+def solve_ssa_kernel(kernel, settings: Settings, device: str = "cpu", progress=None,
+                     engine: str = "auto") -> Result:
     """``settings.batch`` SSA runs of a compiled kernel with ``settings.seed``: means,
-    variances, marginals, observable probabilities, each with standard errors."""
+    variances, marginals, observable probabilities, each with standard errors. ``engine``:
+    see ``choose_engine``; ``Result.extra["ssa_engine"]`` says which ran and why."""
     start = time.perf_counter()
     times = save_times(settings)
     runs = int(settings.batch)
+    engine, why = choose_engine(kernel, device, engine)
     with reporting(progress, "ssa", float(times[-1]), "events") as reporter:
         reduced, events, blocked = run_direct_method(kernel, times, runs, int(settings.seed),
-                                                     device, dt=settings.dt, progress=reporter)
+                                                     device, dt=settings.dt, progress=reporter,
+                                                     engine=engine)
     result = trajectory_statistics(kernel, times, reduced, settings)
-    result.extra.update(events=int(events), runs=runs, blocked_jumps=int(blocked))
+    result.extra.update(events=int(events), runs=runs, blocked_jumps=int(blocked),
+                        ssa_engine=f"{engine} ({why})")
     if blocked > BLOCKED_WARN * max(events, 1):
         message = (f"SSA: {blocked:,} of {events + blocked:,} drawn jumps would have left the "
                    f"declared bounds and were refused (the truncation is active); raise the bounds "
@@ -74,16 +80,42 @@ def solve_ssa_kernel(kernel, settings: Settings, device: str = "cpu", progress=N
 
 
 # ------------------------------------------------------------------ the direct method
+def choose_engine(kernel, device: str = "cpu", engine: str = "auto") -> tuple[str, str]:
+    """(engine, why): "compiled" (``ssa_compiled``: one run at a time, per-event cost
+    independent of the batch) where it applies, else "vectorised" (this module)."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown SSA engine {engine!r}; one of {', '.join(ENGINES)}")
+    if engine == "vectorised":
+        return "vectorised", "asked for"
+    from .ssa_compiled import compiled_engine_reason
+
+    reason = compiled_engine_reason(kernel)
+    if reason is None and str(device) != "cpu":
+        reason = f"the compiled engine runs on the CPU, not {device}"
+    if reason is None:
+        return "compiled", "mass action with constant rates"
+    if engine == "compiled":
+        raise ValueError(f"the compiled SSA engine cannot run this model: {reason}")
+    return "vectorised", reason
+
+
 def run_direct_method(kernel, times: np.ndarray, runs: int, seed: int, device: str = "cpu",
-                      dt: float = 0.0, progress=None):
+                      dt: float = 0.0, progress=None, engine: str = "auto"):
     """Simulate ``runs`` trajectories; return (states at ``times`` (runs, T, L) int32 tensor,
     number of reaction events, number of jumps refused by the declared bounds; the latter is
     counted for constant rates only). ``dt`` sets the quadrature slices of time-dependent rates;
-    ``progress`` (a ``crnlang.progress.Progress``) hears the slowest run's time."""
+    ``progress`` (a ``crnlang.progress.Progress``) hears the slowest run's time; ``engine``:
+    see ``choose_engine``."""
     gen = torch.Generator(device=device).manual_seed(seed)
     x = kernel.init_sample(runs, generator=gen).to(device=device, dtype=torch.int64)
-    record = _Recorder(times, x, device)
     progress = as_progress(progress, "ssa", float(times[-1]), "events")
+    if choose_engine(kernel, device, engine)[0] == "compiled":
+        from .ssa_compiled import run_compiled
+
+        traj, events, blocked = run_compiled(kernel, x, times, seed, progress)
+        progress.update(float(times[-1]), events)
+        return traj, events, blocked
+    record = _Recorder(times, x, device)
     if kernel.TIME_DEPENDENT:
         events = _hazard_loop(kernel, x, record, gen, float(times[-1]), dt, progress)
     else:

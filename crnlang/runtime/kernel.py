@@ -25,6 +25,9 @@ Constants
     CHANGE_FULL: torch.Tensor          (K, L_full) int64
     REACTANTS: torch.Tensor            (K, L_full) int64 reactant stoichiometry (tau-leaping's
                                        step selection reads each species' highest order)
+    RATE_CONSTANTS: tuple              (K) c_k where propensity k is c_k * h(x) with a constant
+                                       c_k (mass action under MODEL.kinetics), None for any
+                                       other rate law (the compiled SSA reads them)
     TIME_DEPENDENT: bool               some rate reads t
     OBSERVABLES: tuple[str, ...]       observable names, BOOLEAN: tuple[bool, ...] alongside
     ABSORBING: tuple[str, ...]         names of absorbing observables (may be empty)
