@@ -181,3 +181,37 @@ def test_plots_are_wide_enough_and_bands_stay_on_counts(tmp_path):
     marginal = np.array([[0.95, 0.05, 0.0], [0.2, 0.3, 0.5]])
     low, high = quantiles(marginal, (0.1, 0.9))
     assert low.tolist() == [0.0, 0.0] and high.tolist() == [0.0, 2.0]
+
+
+def test_bimodal_marginals_are_told_from_sampling_noise():
+    from scipy.stats import poisson
+
+    from crnlang.io.plots import is_bimodal
+
+    n = np.arange(120)
+    assert is_bimodal(0.5 * poisson.pmf(n, 10) + 0.5 * poisson.pmf(n, 40))
+    assert is_bimodal(0.8 * poisson.pmf(n, 3) + 0.2 * poisson.pmf(n, 25))
+    assert not is_bimodal(poisson.pmf(n, 20))
+    rng = np.random.default_rng(0)
+    noisy = [np.bincount(rng.poisson(lam, runs), minlength=120)[:120] / runs
+             for lam in (5, 20, 40, 80) for runs in (200, 2000) for _ in range(10)]
+    assert sum(is_bimodal(h) for h in noisy) <= 1          # 2 of 2400 seen
+    assert is_bimodal(np.stack([poisson.pmf(n, 20), 0.5 * poisson.pmf(n, 5) + 0.5 * poisson.pmf(n, 50)]))
+
+
+def test_lattice_plots_small_multiples_and_a_heat_map_that_says_noise(tmp_path):
+    import struct
+
+    from crnlang.io.plots import _colour_range
+
+    paths = {p.name: p for p in save_result(hand_made(lattice=True), tmp_path)}
+    assert {"sites.png", "lattice.png", "marginals_over_time.png"} <= set(paths)
+    for path in paths.values():
+        if path.suffix == ".png":
+            width, _ = struct.unpack(">II", path.read_bytes()[16:24])
+            assert width >= 800, path.name
+    grid = np.array([[42.3, 42.6], [42.8, 43.1]])
+    (lo, hi), note = _colour_range(grid, np.full(4, 0.3))        # within noise
+    assert "noise" in note and hi - lo >= 6 * 0.3 - 1e-9 and lo < 42.3 and hi > 43.1
+    (lo, hi), note = _colour_range(np.array([[10.0, 20.0], [30.0, 40.0]]), np.full(4, 0.3))
+    assert lo is None and note == ""                            # real structure: data range

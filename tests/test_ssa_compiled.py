@@ -113,6 +113,7 @@ def test_streams_do_not_depend_on_threads_or_chunks(monkeypatch):
         torch.set_num_threads(2)
         monkeypatch.setattr(ssa_compiled, "CHUNK_SECONDS", 1e-6)     # many small chunks
         two, events_two, _ = run_direct_method(kernel, times, 64, seed=3, engine="compiled")
+        assert torch.get_num_threads() == 2              # numba's pool leaves torch's alone
     finally:
         torch.set_num_threads(before)
     assert torch.equal(one, two) and events == events_two

@@ -24,6 +24,7 @@ vectorised engine. Threads: numba's, set to torch's intra-op thread count.
 from __future__ import annotations
 
 import math
+import os
 import time
 
 import numpy as np
@@ -33,6 +34,10 @@ try:
     import numba
 except ImportError:              # the vectorised engine runs instead
     numba = None
+if numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
+    # numba's OpenMP layer shares torch's libgomp and resets its thread count when its pool
+    # starts (measured: torch.get_num_threads() went from 1 to 2); its own pool does not
+    numba.config.THREADING_LAYER = "workqueue"
 
 KINETICS_CODE = {"binomial": 0, "falling": 1, "power": 2}
 UNBOUNDED = np.iinfo(np.int64).max // 4
@@ -79,7 +84,8 @@ def run_compiled(kernel, x0: torch.Tensor, times: np.ndarray, seed: int, progres
     events = np.zeros(runs, dtype=np.int64)
     blocked = np.zeros(runs, dtype=np.int64)
     run_seeds = np.random.SeedSequence(int(seed)).generate_state(runs, dtype=np.uint32)
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    torch_threads = torch.get_num_threads()
+    numba.set_num_threads(max(1, min(torch_threads, numba.config.NUMBA_NUM_THREADS)))
     done, chunk = 0, max(8, 2 * numba.get_num_threads())
     t_end = float(times[-1])
     while done < runs:
@@ -93,6 +99,7 @@ def run_compiled(kernel, x0: torch.Tensor, times: np.ndarray, seed: int, progres
             progress.update(t_end * done / runs, int(events.sum()))
         growth = min(4.0, CHUNK_SECONDS / max(spent, 1e-3))
         chunk = int(min(max(chunk * growth, 8), 1 << 16))
+    torch.set_num_threads(torch_threads)          # whatever numba's pool did, torch's stays
     return torch.from_numpy(traj), int(events.sum()), int(blocked.sum())
 
 
