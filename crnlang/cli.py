@@ -213,11 +213,27 @@ def solve(file, method, assignments, out, resume, no_plots, quiet, threads):
     out_dir = Path(out) if out else Path("out") / model.name
     check_writable(out_dir)
     _set_threads(threads)
-    result = solve_once_warned(model, method=method, checkpoint_dir=out_dir / "checkpoint",
-                               resume=resume, progress=cli_progress(quiet), **settings)
-    written = result.save(out_dir) if not no_plots else _save_without_plots(result, out_dir)
-    click.echo(format_summary(result))
-    click.echo(f"wrote {len(written)} files to {out_dir}/")
+    solve_and_write(model, out_dir, no_plots, quiet, method=method,
+                    checkpoint_dir=out_dir / "checkpoint", resume=resume, **settings)
+
+
+def solve_and_write(model, out_dir: Path, no_plots: bool, quiet: bool, **options) -> None:
+    """Solve, write the files and print the summary. Under torchrun (``crnlang.distributed``)
+    every process solves its share and only rank 0 reports, writes and prints."""
+    from . import distributed
+
+    joined = distributed.start_from_environment()
+    try:
+        main = distributed.is_main()
+        result = solve_once_warned(model, progress=cli_progress(quiet or not main), **options)
+        if not main:
+            return
+        written = result.save(out_dir) if not no_plots else _save_without_plots(result, out_dir)
+        click.echo(format_summary(result))
+        click.echo(f"wrote {len(written)} files to {out_dir}/")
+    finally:
+        if joined:
+            distributed.stop()
 
 
 def check_writable(out_dir: Path) -> None:
@@ -280,10 +296,7 @@ def simulate(file, runs, seed, assignments, out, no_plots, quiet):
     out_dir = Path(out) if out else Path("out") / model.name / "ssa"
     check_writable(out_dir)
     _set_threads(None)
-    result = solve_once_warned(model, method="ssa", progress=cli_progress(quiet), **settings)
-    written = result.save(out_dir) if not no_plots else _save_without_plots(result, out_dir)
-    click.echo(format_summary(result))
-    click.echo(f"wrote {len(written)} files to {out_dir}/")
+    solve_and_write(model, out_dir, no_plots, quiet, method="ssa", **settings)
 
 
 @cli.command("import")

@@ -29,6 +29,7 @@ import warnings
 import numpy as np
 import torch
 
+from .. import distributed
 from ..model.grid import save_times
 from ..model.ir import Settings
 from ..progress import as_progress, reporting
@@ -67,8 +68,10 @@ def solve_ssa_kernel(kernel, settings: Settings, device: str = "cpu", progress=N
                                                      device, dt=settings.dt, progress=reporter,
                                                      engine=engine)
     result = trajectory_statistics(kernel, times, reduced, settings)
+    processes = distributed.world()[1]
     result.extra.update(events=int(events), runs=runs, blocked_jumps=int(blocked),
-                        ssa_engine=f"{engine} ({why})")
+                        ssa_engine=f"{engine} ({why})"
+                        + (f", runs split over {processes} processes" if processes > 1 else ""))
     if blocked > BLOCKED_WARN * max(events, 1):
         message = (f"SSA: {blocked:,} of {events + blocked:,} drawn jumps would have left the "
                    f"declared bounds and were refused (the truncation is active); raise the bounds "
@@ -109,10 +112,26 @@ def run_direct_method(kernel, times: np.ndarray, runs: int, seed: int, device: s
     gen = torch.Generator(device=device).manual_seed(seed)
     x = kernel.init_sample(runs, generator=gen).to(device=device, dtype=torch.int64)
     progress = as_progress(progress, "ssa", float(times[-1]), "events")
+    rank, size = distributed.world()
+    if size > 1:                       # torchrun: this rank's share of the runs, gathered below
+        lo, hi = distributed.run_slice(runs)
+        x = x[lo:hi]
+        gen.manual_seed(seed + 1_000_003 * rank)     # the vectorised engine: disjoint streams
+        traj, events, blocked = _run_engine(kernel, x, times, seed, device, dt, progress,
+                                            engine, gen, first_run=lo, total_runs=runs)
+        return (distributed.gather_runs(traj.cpu(), runs).to(device), distributed.total(events),
+                distributed.total(blocked))
+    return _run_engine(kernel, x, times, seed, device, dt, progress, engine, gen)
+
+
+def _run_engine(kernel, x, times, seed, device, dt, progress, engine, gen, first_run=0,
+                total_runs=None):
+    """run_direct_method on the initial states x (R, L) (the runs first_run.. of total_runs)."""
     if choose_engine(kernel, device, engine)[0] == "compiled":
         from .ssa_compiled import run_compiled
 
-        traj, events, blocked = run_compiled(kernel, x, times, seed, progress)
+        traj, events, blocked = run_compiled(kernel, x, times, seed, progress, first_run,
+                                             total_runs)
         progress.update(float(times[-1]), events)
         return traj, events, blocked
     record = _Recorder(times, x, device)

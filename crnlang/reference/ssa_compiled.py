@@ -70,10 +70,13 @@ def compiled_engine_reason(kernel) -> str | None:
     return None
 
 
-def run_compiled(kernel, x0: torch.Tensor, times: np.ndarray, seed: int, progress=None):
+def run_compiled(kernel, x0: torch.Tensor, times: np.ndarray, seed: int, progress=None,
+                 first_run: int = 0, total_runs: int | None = None):
     """Simulate one trajectory per row of ``x0`` (R, L) reduced initial states; return (states
     at ``times`` (R, T, L) int32 tensor, reaction events, jumps refused by the bounds).
-    ``progress`` hears t_end x the fraction of runs done, and the events so far."""
+    The rows are runs first_run .. first_run + R - 1 of ``total_runs`` (a rank's share of
+    an ensemble: each run's stream is fixed by the seed and its index alone). ``progress``
+    hears t_end x the fraction of runs done, and the events so far."""
     tables = _Tables(kernel)
     full0 = kernel.full_state(x0.to(torch.int64))
     full0 = (full0.round() if full0.is_floating_point() else full0).to(torch.int64).numpy()
@@ -83,7 +86,9 @@ def run_compiled(kernel, x0: torch.Tensor, times: np.ndarray, seed: int, progres
     traj = np.zeros((runs, len(times), len(tables.reduced)), dtype=np.int32)
     events = np.zeros(runs, dtype=np.int64)
     blocked = np.zeros(runs, dtype=np.int64)
-    run_seeds = np.random.SeedSequence(int(seed)).generate_state(runs, dtype=np.uint32)
+    total_runs = runs if total_runs is None else int(total_runs)
+    run_seeds = np.random.SeedSequence(int(seed)).generate_state(total_runs, dtype=np.uint32)
+    run_seeds = np.ascontiguousarray(run_seeds[first_run:first_run + runs])
     torch_threads = torch.get_num_threads()
     numba.set_num_threads(max(1, min(torch_threads, numba.config.NUMBA_NUM_THREADS)))
     done, chunk = 0, max(8, 2 * numba.get_num_threads())
