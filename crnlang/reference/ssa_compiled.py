@@ -16,8 +16,11 @@ runs, and ``Result.extra["ssa_engine"]`` says why. The law is the same as there:
 jumps (a drawn jump that would leave the declared bounds) are null events, absorbing states
 have no events, the states are recorded at the save times their clock passes.
 
-Every run draws from its own Mersenne Twister stream, seeded from the run's index and the
-solve's seed, so the result does not depend on the number of threads or on the chunking.
+Every run draws from its own xoshiro256+ stream (Blackman & Vigna; the top 53 bits of each
+output make a double), its 256-bit state from numpy's SeedSequence of the solve's seed and
+the run's index, so the result does not depend on the number of threads or on the chunking.
+Inline in the loop it is faster than numba's np.random (a thread-local Mersenne Twister):
+measured 1.8e7 against 1.37e7 events/s on the 2-site Schlögl chain, one thread.
 The initial states are the kernel's ``init_sample`` with the same torch generator as the
 vectorised engine. Threads: numba's, set to torch's intra-op thread count.
 """
@@ -87,8 +90,8 @@ def run_compiled(kernel, x0: torch.Tensor, times: np.ndarray, seed: int, progres
     events = np.zeros(runs, dtype=np.int64)
     blocked = np.zeros(runs, dtype=np.int64)
     total_runs = runs if total_runs is None else int(total_runs)
-    run_seeds = np.random.SeedSequence(int(seed)).generate_state(total_runs, dtype=np.uint32)
-    run_seeds = np.ascontiguousarray(run_seeds[first_run:first_run + runs])
+    run_seeds = np.random.SeedSequence(int(seed)).generate_state(4 * total_runs, dtype=np.uint64)
+    run_seeds = np.ascontiguousarray(run_seeds.reshape(total_runs, 4)[first_run:first_run + runs])
     torch_threads = torch.get_num_threads()
     numba.set_num_threads(max(1, min(torch_threads, numba.config.NUMBA_NUM_THREADS)))
     done, chunk = 0, max(8, 2 * numba.get_num_threads())
@@ -116,15 +119,18 @@ class _Tables:
         reactants = kernel.REACTANTS.numpy().astype(np.int64)           # (K, L_full)
         change = kernel.CHANGE_FULL.numpy().astype(np.int64)            # (K, L_full)
         K = change.shape[0]
-        self.rate = np.array(kernel.RATE_CONSTANTS, dtype=np.float64).reshape(K)
         self.kinetics = KINETICS_CODE[kernel.MODEL.kinetics]
+        self.rate = np.array(kernel.RATE_CONSTANTS, dtype=np.float64).reshape(K)
+        if self.kinetics == 0:                       # binomial: c / prod s! times falling
+            self.rate = self.rate / np.prod([[math.factorial(int(s)) for s in row]
+                                             for row in reactants], axis=1)
         self.r_ptr, self.r_species, self.r_order = _csr(reactants)
         self.c_ptr, self.c_species, self.c_delta = _csr(change)
         self.lo = np.array(kernel.FULL_LOWER, dtype=np.int64)
         self.hi = np.array([UNBOUNDED if h is None else h for h in kernel.FULL_UPPER],
                            dtype=np.int64)
         self.reduced = np.array(kernel._REDUCED_INDEX, dtype=np.int64).reshape(-1)
-        self.group = max(1, int(math.ceil(math.sqrt(K))))
+        self.group = K if K <= 16 else max(1, int(math.ceil(math.sqrt(K))))
         reads = reactants > 0                                            # (K, L_full)
         touched = (change != 0).astype(np.int64) @ reads.T.astype(np.int64) > 0   # (K, K)
         self.d_ptr, self.d_rx, _ = _csr(touched.astype(np.int64))
@@ -158,24 +164,41 @@ def _csr(matrix: np.ndarray):
 
 @_jit(inline="always")
 def _propensity(k, x, rate, kinetics, r_ptr, r_species, r_order):
-    """Propensity of reaction k at the full state x: c_k * h(x), h as in ir.py (binomial,
-    falling or power mass action)."""
-    h = 1.0
-    divisor = 1.0
+    """Propensity of reaction k at the full state x: c_k * h(x), h as in ir.py (power:
+    prod x^s; falling: prod x (x-1)...(x-s+1); binomial: falling with 1/prod s! folded into
+    ``rate`` by ``_Tables``)."""
+    h = rate[k]
     for p in range(r_ptr[k], r_ptr[k + 1]):
         n = float(x[r_species[p]])
         s = r_order[p]
-        if kinetics == 2:
+        if s == 1:
+            h *= n
+        elif kinetics == 2:
             for _ in range(s):
                 h *= n
         else:
             for j in range(s):
                 h *= n - j
-                if kinetics == 0:
-                    divisor *= j + 1
-    if kinetics == 0:
-        return rate[k] * (h / divisor)
-    return rate[k] * h
+    return h
+
+
+@_jit(inline="always")
+def _rotl(v, k):
+    return (v << np.uint64(k)) | (v >> np.uint64(64 - k))
+
+
+@_jit(inline="always")
+def _uniform(state):
+    """A uniform double in [0, 1) from xoshiro256+ (Blackman & Vigna), state (4,) uint64."""
+    result = state[0] + state[3]
+    t = state[1] << np.uint64(17)
+    state[2] ^= state[0]
+    state[3] ^= state[1]
+    state[1] ^= state[2]
+    state[0] ^= state[3]
+    state[2] ^= t
+    state[3] = _rotl(state[3], 45)
+    return float(result >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
 @_jit()
@@ -197,7 +220,9 @@ def _one_run(x, seed, times, rate, kinetics, r_ptr, r_species, r_order, c_ptr, c
              c_delta, lo, hi, reduced, group, d_ptr, d_rx, g_ptr, g_list, box_lo, box_hi, out):
     """One trajectory from the full state x (modified in place); out (T, L) int32 gets the
     reduced state at each save time. Returns (events, blocked jumps)."""
-    np.random.seed(seed)
+    state = seed.copy()
+    if state[0] == 0 and state[1] == 0 and state[2] == 0 and state[3] == 0:
+        state[0] = 1                             # the one state xoshiro never leaves
     K = rate.shape[0]
     n_groups = (K + group - 1) // group
     a = np.empty(K)
@@ -219,7 +244,7 @@ def _one_run(x, seed, times, rate, kinetics, r_ptr, r_species, r_order, c_ptr, c
             a0 += sums[g]
         t_new = np.inf
         if a0 > 0.0 and not absorbed:
-            t_new = t - math.log(1.0 - np.random.random()) / a0
+            t_new = t - math.log(1.0 - _uniform(state)) / a0
         while save < T and times[save] < t_new:
             for j in range(reduced.shape[0]):
                 out[save, j] = x[reduced[j]]
@@ -228,7 +253,7 @@ def _one_run(x, seed, times, rate, kinetics, r_ptr, r_species, r_order, c_ptr, c
             return events, refused
         t = t_new
         # the reaction: the first k whose cumulative propensity reaches u * a0
-        target = (1.0 - np.random.random()) * a0
+        target = (1.0 - _uniform(state)) * a0
         g = 0
         while g < n_groups - 1 and (target > sums[g] or sums[g] == 0.0):
             target -= sums[g]
