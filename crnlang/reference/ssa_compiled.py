@@ -32,6 +32,7 @@ import time
 
 import numpy as np
 import torch
+from scipy import sparse
 
 try:
     import numba
@@ -124,20 +125,25 @@ class _Tables:
         if self.kinetics == 0:                       # binomial: c / prod s! times falling
             self.rate = self.rate / np.prod([[math.factorial(int(s)) for s in row]
                                              for row in reactants], axis=1)
-        self.r_ptr, self.r_species, self.r_order = _csr(reactants)
-        self.c_ptr, self.c_species, self.c_delta = _csr(change)
+        self.r_ptr, self.r_species, self.r_order = _csr(sparse.csr_matrix(reactants))
+        self.c_ptr, self.c_species, self.c_delta = _csr(sparse.csr_matrix(change))
         self.lo = np.array(kernel.FULL_LOWER, dtype=np.int64)
         self.hi = np.array([UNBOUNDED if h is None else h for h in kernel.FULL_UPPER],
                            dtype=np.int64)
         self.reduced = np.array(kernel._REDUCED_INDEX, dtype=np.int64).reshape(-1)
         self.group = K if K <= 16 else max(1, int(math.ceil(math.sqrt(K))))
-        reads = reactants > 0                                            # (K, L_full)
-        touched = (change != 0).astype(np.int64) @ reads.T.astype(np.int64) > 0   # (K, K)
-        self.d_ptr, self.d_rx, _ = _csr(touched.astype(np.int64))
-        groups = np.zeros((K, (K + self.group - 1) // self.group), dtype=np.int64)
-        for k in range(K):
-            groups[k, np.unique(self.d_rx[self.d_ptr[k]:self.d_ptr[k + 1]] // self.group)] = 1
-        self.g_ptr, self.g_list, _ = _csr(groups)
+        # reaction k's event changes the propensity of j when it changes a reactant of j;
+        # sparse, so that a lattice of many sites does not need a dense (K, K) matrix
+        changes = sparse.csr_matrix((change != 0).astype(np.int64))          # (K, L_full)
+        reads = sparse.csr_matrix((reactants > 0).astype(np.int64))          # (K, L_full)
+        touched = (changes @ reads.T).tocsr()                                # (K, K)
+        touched.sort_indices()
+        self.d_ptr, self.d_rx = touched.indptr.astype(np.int64), touched.indices.astype(np.int64)
+        member = sparse.csr_matrix((np.ones(K, dtype=np.int64),
+                                    (np.arange(K), np.arange(K) // self.group)))
+        groups = (touched @ member).tocsr()                                  # (K, groups)
+        groups.sort_indices()
+        self.g_ptr, self.g_list = groups.indptr.astype(np.int64), groups.indices.astype(np.int64)
         boxes = [kernel.INTERVALS[name] for name in kernel.ABSORBING]
         self.box_lo = np.full((len(boxes), n_full), -UNBOUNDED, dtype=np.int64)
         self.box_hi = np.full((len(boxes), n_full), UNBOUNDED, dtype=np.int64)
@@ -154,12 +160,12 @@ class _Tables:
                 self.box_lo, self.box_hi)
 
 
-def _csr(matrix: np.ndarray):
-    """(K, N) -> (ptr (K+1), column index, value) of the nonzero entries row by row."""
-    rows, cols = np.nonzero(matrix)
-    ptr = np.zeros(matrix.shape[0] + 1, dtype=np.int64)
-    np.add.at(ptr, rows + 1, 1)
-    return np.cumsum(ptr), cols.astype(np.int64), matrix[rows, cols].astype(np.int64)
+def _csr(matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A scipy CSR (K, N) -> (ptr (K+1), column index, value), int64, columns in order."""
+    matrix = matrix.tocsr()
+    matrix.sort_indices()
+    return (matrix.indptr.astype(np.int64), matrix.indices.astype(np.int64),
+            matrix.data.astype(np.int64))
 
 
 @_jit(inline="always")
