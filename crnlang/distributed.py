@@ -7,9 +7,10 @@ torchrun sets RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT; ``start_from_enviro
 joins the process group they describe (gloo on CPU, nccl on CUDA). Outside torchrun nothing
 here does anything: ``world()`` is (0, 1).
 
-What is split today: SSA ensembles. Rank r of N simulates the runs ``run_slice(runs)``
-gives it; the compiled engine seeds each run from the solve's seed and the run's index, so
-the gathered trajectories are exactly those of one process with the same seed and runs.
+What is split today: SSA and tau-leaping ensembles. Rank r of N simulates the runs
+``run_slice(runs)`` gives it; the compiled SSA engine seeds each run from the solve's seed
+and the run's index, so the gathered trajectories are exactly those of one process with
+the same seed and runs (the vectorised engine and tau draw from disjoint per-rank streams).
 Only rank 0 writes results and prints.
 """
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""SSA ensembles split over processes by torchrun (crnlang.distributed), against one process."""
+"""SSA and tau ensembles split over processes by torchrun (crnlang.distributed), against one
+process."""
 from __future__ import annotations
 
 import os
@@ -44,21 +45,24 @@ def test_slices_cover_the_runs_in_order():
             assert max(hi - lo for lo, hi in slices) - min(hi - lo for lo, hi in slices) <= 1
 
 
-@pytest.mark.parametrize("rate, exact", [("10", True), ("10 * (1 + 0.5 * sin(t))", False)])
-def test_two_processes_give_the_one_process_ensemble(tmp_path, rate, exact):
+@pytest.mark.parametrize("rate, method, exact", [("10", "ssa", True),
+                                                  ("10 * (1 + 0.5 * sin(t))", "ssa", False),
+                                                  ("10", "tau", False)])
+def test_two_processes_give_the_one_process_ensemble(tmp_path, rate, method, exact):
     (tmp_path / "m.crn").write_text(MODEL.format(rate=rate), encoding="utf-8")
-    one = _run(["solve", "m.crn", "--out", "one", "--no-plots", "-q"], tmp_path, 1)
-    two = _run(["solve", "m.crn", "--out", "two", "--no-plots", "-q"], tmp_path, 2)
+    args = ["solve", "m.crn", "--method", method, "--no-plots", "-q", "--out"]
+    one = _run(args + ["one"], tmp_path, 1)
+    two = _run(args + ["two"], tmp_path, 2)
     assert one.returncode == 0, one.stderr
     assert two.returncode == 0, two.stderr
     assert two.stdout.count("wrote") == 1                 # rank 0 alone prints and writes
-    assert "runs split over 2 processes" in two.stdout
+    assert method == "tau" or "runs split over 2 processes" in two.stdout
     a, b = _results(tmp_path / "one"), _results(tmp_path / "two")
     assert set(a) == set(b)
     if exact:        # the compiled engine: each run's stream is fixed by the seed and its index
         for key in a:
             np.testing.assert_array_equal(a[key], b[key], err_msg=key)
-    else:            # the vectorised engine: disjoint streams, the same law
+    else:            # the vectorised engine and tau: disjoint streams, the same law
         z = (a["mean:X"] - b["mean:X"])[1:] / np.sqrt(a["stderr:mean:X"] ** 2
                                                        + b["stderr:mean:X"] ** 2)[1:]
         assert np.all(np.abs(z) < 4)
@@ -70,4 +74,4 @@ def test_a_neural_method_under_torchrun_is_refused_clearly(tmp_path):
     run = _run(["solve", "m.crn", "--method", "tdvp", "--out", "n", "--no-plots", "-q"],
                tmp_path, 2)
     assert run.returncode != 0
-    assert "splits SSA ensembles only" in run.stderr + run.stdout
+    assert "ensembles only" in run.stderr + run.stdout

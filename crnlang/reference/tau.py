@@ -63,6 +63,7 @@ from ..model.grid import save_times
 from ..model.ir import Settings
 from ..progress import as_progress, reporting
 from ..result import Result
+from .. import distributed
 from .ssa import _Recorder, direct_method_event, trajectory_statistics
 
 N_CRITICAL = 10          # fewer possible firings than this before leaving the bounds: critical
@@ -112,12 +113,18 @@ class Leaper:
         progress = as_progress(progress, "tau", float(times[-1]), "events")
         gen = torch.Generator(device=self.device).manual_seed(seed)
         x = self.kernel.init_sample(runs, generator=gen).to(self.device, torch.int64)
+        rank, size = distributed.world()
+        if size > 1:                   # torchrun: this rank's share, on its own stream
+            lo, hi = distributed.run_slice(runs)
+            x = x[lo:hi]
+            gen.manual_seed(seed + 1_000_003 * rank)
+        here = x.shape[0]
         record = _Recorder(times, x, self.device)
         save = torch.as_tensor(times, dtype=torch.float64, device=self.device)
         t_end = float(times[-1])
-        t = torch.zeros(runs, dtype=torch.float64, device=self.device)
-        shrink = torch.ones(runs, dtype=torch.float64, device=self.device)
-        active = torch.arange(runs, device=self.device)
+        t = torch.zeros(here, dtype=torch.float64, device=self.device)
+        shrink = torch.ones(here, dtype=torch.float64, device=self.device)
+        active = torch.arange(here, device=self.device)
         counts = {"events": 0, "leaps": 0, "exact_steps": 0, "rejected_leaps": 0}
         while active.numel():
             rates, critical, tau_leap, exact = self.select(x, t, shrink)
@@ -144,6 +151,9 @@ class Leaper:
             if active.numel():
                 progress.update(float(t.min()), counts["events"])
         progress.update(t_end, counts["events"])
+        if size > 1:
+            counts = {key: distributed.total(value) for key, value in counts.items()}
+            return distributed.gather_runs(record.traj.cpu(), runs).to(self.device), counts
         return record.traj, counts
 
     def select(self, x, t, shrink):
