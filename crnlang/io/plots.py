@@ -246,40 +246,47 @@ def plot_sites(result, path: Path) -> Path | None:
     return _save(fig, path)
 
 
+def _species_panels(result, names: list[str], path: Path, title: str, draw) -> Path:
+    """One panel per name (at most MAX_PANELS), each drawn by ``draw(fig, ax, name)``."""
+    shown = names[:MAX_PANELS]
+    fig, axes = _figure(len(shown))
+    for ax, name in zip(axes, shown):
+        draw(fig, ax, name)
+        ax.set_title(name, fontsize=9)
+    more = f" (first {MAX_PANELS} of {len(names)})" if len(names) > MAX_PANELS else ""
+    fig.suptitle(f"{result.model_name}: {title}{more}")
+    return _save(fig, path)
+
+
 def plot_marginals_over_time(result, path: Path) -> Path | None:
     names = [n for n in result.species if n in result.marginals] or list(result.marginals)
     t = np.asarray(result.times, dtype=float)
     names = [n for n in names if len(result.marginals[n]) == len(t)]
     if not names or len(t) < 2:
         return None
-    shown = names[:MAX_PANELS]
-    fig, axes = _figure(len(shown))
-    for ax, name in zip(axes, shown):
+
+    def draw(fig, ax, name):
         image = _histogram_over_time(ax, t, np.asarray(result.marginals[name], dtype=float))
         fig.colorbar(image, ax=ax, label="P(x = n) / its peak")
-        ax.set_title(name, fontsize=9)
         ax.set_xlabel("time")
         ax.set_ylabel("copy number")
-    more = f" (first {MAX_PANELS} of {len(names)})" if len(names) > MAX_PANELS else ""
-    fig.suptitle(f"{result.model_name}: marginals over time ({result.method}){more}")
-    return _save(fig, path)
+
+    return _species_panels(result, names, path, f"marginals over time ({result.method})", draw)
 
 
 def plot_marginals(result, path: Path) -> Path | None:
     names = [n for n in result.species if n in result.marginals] or list(result.marginals)
     if not names:
         return None
-    shown = names[:MAX_PANELS]
-    fig, axes = _figure(len(shown))
-    for ax, name in zip(axes, shown):
+
+    def draw(fig, ax, name):
         p = np.asarray(result.marginals[name], dtype=float)[-1]
         ax.bar(np.arange(len(p)), p, width=1.0)
-        ax.set_title(name, fontsize=9)
         ax.set_xlabel("copy number")
         ax.set_ylabel("probability")
-    more = f" (first {MAX_PANELS} of {len(names)})" if len(names) > MAX_PANELS else ""
-    fig.suptitle(f"{result.model_name}: marginals at t = {float(result.times[-1]):g}{more}")
-    return _save(fig, path)
+
+    return _species_panels(result, names, path,
+                           f"marginals at t = {float(result.times[-1]):g}", draw)
 
 
 def plot_probs(result, path: Path) -> Path | None:
