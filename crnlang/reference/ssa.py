@@ -1,4 +1,11 @@
-"""Gillespie's direct method for many trajectories at once, vectorised over trajectories.
+"""Gillespie's direct method: the choice of engine, and the vectorised engine.
+
+Constant-rate mass-action models run the compiled per-event engine of ``ssa_compiled``
+(``choose_engine`` says when and why); this module's engine runs every other model and any
+GPU run, and the statistics of both are computed here. Under torchrun the runs are split
+over the processes (``crnlang.distributed``).
+
+The vectorised engine: many trajectories at once.
 
 All runs advance together, each with its own clock: one iteration draws the next event of
 every active run from one batched ``out_rates`` call, records the runs' states at the save
