@@ -242,7 +242,7 @@ def check_writable(out_dir: Path) -> None:
         raise click.UsageError(f"--out {out_dir}: exists and is not a folder; name a folder")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / ".crnlang-write-test"
+        probe = out_dir / f".crnlang-write-test-{os.getpid()}"   # one per process (torchrun)
         probe.write_text("")
         probe.unlink()
     except OSError as e:
