@@ -62,6 +62,15 @@ def run_slice_of(rank: int, size: int, runs: int) -> tuple[int, int]:
     return lo, lo + per + (1 if rank < extra else 0)
 
 
+def take_share(x: torch.Tensor, runs: int, gen: torch.Generator, seed: int):
+    """This rank's rows of the (runs, L) initial states x, and the index of its first run;
+    ``gen`` is reseeded to this rank's own stream (disjoint from every other rank's)."""
+    rank = world()[0]
+    lo, hi = run_slice(runs)
+    gen.manual_seed(int(seed) + 1_000_003 * rank)
+    return x[lo:hi], lo
+
+
 def gather_runs(rows: torch.Tensor, runs: int) -> torch.Tensor:
     """Every rank's (n_r, ...) rows of ``run_slice`` -> the (runs, ...) whole, on every rank."""
     rank, size = world()

@@ -119,13 +119,11 @@ def run_direct_method(kernel, times: np.ndarray, runs: int, seed: int, device: s
     gen = torch.Generator(device=device).manual_seed(seed)
     x = kernel.init_sample(runs, generator=gen).to(device=device, dtype=torch.int64)
     progress = as_progress(progress, "ssa", float(times[-1]), "events")
-    rank, size = distributed.world()
-    if size > 1:                       # torchrun: this rank's share of the runs, gathered below
-        lo, hi = distributed.run_slice(runs)
-        x = x[lo:hi]
-        gen.manual_seed(seed + 1_000_003 * rank)     # the vectorised engine: disjoint streams
+    engine = choose_engine(kernel, device, engine)[0]
+    if distributed.world()[1] > 1:     # torchrun: this rank's share of the runs, gathered below
+        x, first = distributed.take_share(x, runs, gen, seed)
         traj, events, blocked = _run_engine(kernel, x, times, seed, device, dt, progress,
-                                            engine, gen, first_run=lo, total_runs=runs)
+                                            engine, gen, first_run=first, total_runs=runs)
         return (distributed.gather_runs(traj.cpu(), runs).to(device), distributed.total(events),
                 distributed.total(blocked))
     return _run_engine(kernel, x, times, seed, device, dt, progress, engine, gen)
@@ -133,8 +131,9 @@ def run_direct_method(kernel, times: np.ndarray, runs: int, seed: int, device: s
 
 def _run_engine(kernel, x, times, seed, device, dt, progress, engine, gen, first_run=0,
                 total_runs=None):
-    """run_direct_method on the initial states x (R, L) (the runs first_run.. of total_runs)."""
-    if choose_engine(kernel, device, engine)[0] == "compiled":
+    """run_direct_method on the initial states x (R, L) (the runs first_run.. of total_runs)
+    with the engine ``choose_engine`` picked."""
+    if engine == "compiled":
         from .ssa_compiled import run_compiled
 
         traj, events, blocked = run_compiled(kernel, x, times, seed, progress, first_run,

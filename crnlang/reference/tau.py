@@ -113,11 +113,9 @@ class Leaper:
         progress = as_progress(progress, "tau", float(times[-1]), "events")
         gen = torch.Generator(device=self.device).manual_seed(seed)
         x = self.kernel.init_sample(runs, generator=gen).to(self.device, torch.int64)
-        rank, size = distributed.world()
+        size = distributed.world()[1]
         if size > 1:                   # torchrun: this rank's share, on its own stream
-            lo, hi = distributed.run_slice(runs)
-            x = x[lo:hi]
-            gen.manual_seed(seed + 1_000_003 * rank)
+            x, _ = distributed.take_share(x, runs, gen, seed)
         here = x.shape[0]
         record = _Recorder(times, x, self.device)
         save = torch.as_tensor(times, dtype=torch.float64, device=self.device)
