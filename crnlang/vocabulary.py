@@ -27,9 +27,11 @@ METHODS = NEURAL_METHODS + ("fsp",) + SIMULATION_METHODS + ("auto",)
 
 # Time integrators of tdvp. euler/heun/rk4 are explicit fixed steps of dt (with a guard that
 # splits a step moving log P too far); adaptive is heun with an euler error estimate;
-# implicit is the linearly implicit projected backward-Euler step with error control
-# (runtime/implicit.py), stable at any step length: the one for stiff models (lattices).
-INTEGRATORS = ("euler", "heun", "rk4", "adaptive", "implicit")
+# rkc is the second-order Runge-Kutta-Chebyshev step, its stages set from an estimate of the
+# flow's spectral radius (stable interval ~0.65 stages^2: long steps on stiff models, e.g.
+# lattices); implicit is the linearly implicit projected backward-Euler step with error
+# control (runtime/implicit.py), stable at any step length.
+INTEGRATORS = ("euler", "heun", "rk4", "rkc", "adaptive", "implicit")
 STEP_CONTROLLED = ("adaptive", "implicit")        # integrators that choose their own step
 
 NETWORKS = ("nade", "gru", "transformer")

@@ -132,9 +132,11 @@ def test_result_has_every_species_and_observable(birth_death):
     np.testing.assert_allclose(result.prob("many"), tail, atol=1e-12)
 
 
-def test_checkpoint_resume_gives_the_same_series(birth_death, tmp_path):
+@pytest.mark.parametrize("integrator", ["euler", "rkc"])
+def test_checkpoint_resume_gives_the_same_series(birth_death, tmp_path, integrator):
+    """(rkc: its spectral-radius estimate and schedule travel in the checkpoint)"""
     model, kernel = birth_death
-    settings = bd_settings(model, t_end=8.0, dt=1.0, save_every=2)
+    settings = bd_settings(model, t_end=8.0, dt=1.0, save_every=2).updated(integrator=integrator)
     whole = run_neural(kernel, settings)
     with pytest.raises(RunInterrupted):
         run_neural(kernel, settings, checkpoint_dir=tmp_path, stop_after_saves=2)
@@ -142,6 +144,7 @@ def test_checkpoint_resume_gives_the_same_series(birth_death, tmp_path):
     np.testing.assert_array_equal(resumed.times, whole.times)
     np.testing.assert_allclose(resumed.marginals["X"], whole.marginals["X"], rtol=0, atol=1e-12)
     np.testing.assert_allclose(resumed.mean("X"), whole.mean("X"), rtol=0, atol=1e-12)
+    assert resumed.extra["velocities"] == whole.extra["velocities"]
 
 
 def test_resume_refuses_other_settings(birth_death, tmp_path):

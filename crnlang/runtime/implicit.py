@@ -38,7 +38,7 @@ import torch
 from ..errors import CRNSolverError
 from .natgrad import dense_scores, merge_duplicates, solve_rows
 from .networks import unique_row_index
-from .stepping import (MAX_LOG_RATIO, StepPlace, check_finite, get_theta, set_theta,
+from .stepping import (StepPlace, check_finite, get_theta, set_theta,
                        weighted_rms)
 
 SCORE_CHUNK = 1 << 21          # entries of one block of shifted-state scores (16 MiB in float64)

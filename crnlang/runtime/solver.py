@@ -27,7 +27,7 @@ from .optimizers import ADAM_LR, adam_epochs, fit_initial, ngd_epochs, substeps_
 from .implicit import IMPLICIT_TOL, ImplicitStepper, implicit_step
 from .rare import rare_estimate
 from .sampling import Sampler, SpreadingStart
-from .stepping import TDVP, StepPlace, adaptive_step, fixed_step
+from .stepping import TDVP, RKCControl, StepPlace, adaptive_step, fixed_step
 
 DEFAULT_EPOCHS = {"adam": 100, "ngd": 5, "tdvp": 1}
 DEFAULT_LAMBDA = {"adam": 1e-3, "ngd": 1e-3, "tdvp": 1e-5}
@@ -183,6 +183,7 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
     if tol is None:
         tol = IMPLICIT_TOL if settings.integrator == "implicit" else ADAPTIVE_TOL
     implicit = ImplicitStepper(tol)
+    rkc = RKCControl()
     edge_upper = [kernel.DECLARED_UPPER.get(name) for name in kernel.SPECIES]
     estimator = Estimator(kernel, lower, upper, edge_upper=edge_upper,
                           generator=torch.Generator().manual_seed(int(settings.seed) + 1))
@@ -202,13 +203,17 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
             sampler.spread = state["extra"].get("spread_at") is not None
         snapshots = [Snapshot.from_state(s) for s in state["snapshots"]]
         extra = state["extra"]
+        rkc.load_state(state.get("rkc", {}))
     else:
         extra = fit_initial(net, kernel, lower, upper, init_spread, generator, keep_v)
         extra.update({"losses": [], "substeps": 0, "method": method, "step_seconds": 0.0})
         step, t, h = 0, 0.0, dt
         snapshots = [estimator.snapshot(net, 0.0)]
 
+    velocities_before = extra.get("velocities", 0)
+
     def checkpoint() -> None:
+        extra["velocities"] = velocities_before + tdvp.evaluations
         if checkpoint_dir is None:
             return
         save_checkpoint(checkpoint_dir, {
@@ -216,7 +221,7 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
             "optimizer": optimizer.state_dict() if optimizer is not None else None,
             "rng": generator.get_state(), "estimator_rng": estimator.generator.get_state(),
             "step": step, "t": t, "h": h, "snapshots": [s.to_state() for s in snapshots],
-            "extra": extra})
+            "extra": extra, "rkc": rkc.to_state()})
 
     if state is None:
         checkpoint()
@@ -250,7 +255,8 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
                 t = step * dt
                 place = StepPlace(step, t, dt, settings.lam, settings.dtype)
                 if method == "tdvp":
-                    h, substeps = fixed_step(tdvp, net, t, dt, h, settings.integrator, generator, place)
+                    h, substeps = fixed_step(tdvp, net, t, dt, h, settings.integrator, generator, place,
+                                                  rkc)
                     extra["substeps"] += substeps - 1
                 else:
                     n_sub = substeps_needed(net, kernel, sampler, t, dt, settings.batch, generator)
@@ -282,6 +288,10 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
     if owned:
         reporter.close()
 
+    extra["velocities"] = velocities_before + tdvp.evaluations
+    if settings.integrator == "rkc" and rkc.rho is not None:
+        extra["rkc"] = {"spectral_radius": rkc.rho, "most_stages": rkc.most_stages,
+                        "estimates": rkc.estimates}
     if settings.rare:
         extra["rare"] = _rare_events(net, kernel, settings, t)
     return _result(kernel, settings, snapshots, extra, net, init_spread,

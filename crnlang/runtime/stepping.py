@@ -26,7 +26,13 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from ..errors import CRNSolverError
 from ..vocabulary import INTEGRATORS
 MAX_STEP_RATE = 2.0            # dt * out(n) above this on most samples: dt is absurd
-MAX_LOG_RATIO = 600.0          # P_t(n - nu)/P_t(n) is capped at e^600 (finite in float64)
+MAX_LOG_RATIO = 600.0          # P_t(n - nu)/P_t(n) is capped at e^600 (finite in float64) ...
+
+
+def max_log_ratio(dtype: torch.dtype) -> float:
+    """... and at e^60 in float32 (whose largest number is e^88), so that K such ratios times
+    the rates still sum to a finite E(n)."""
+    return MAX_LOG_RATIO if dtype == torch.float64 else 60.0
 
 
 # ------------------------------------------------------------------ the local rate
@@ -50,7 +56,7 @@ def local_rate(net, kernel, x: torch.Tensor, t: float,
         if log_p is None:
             log_p = net.log_prob(x)
         log_p_prev, a_in = shifted_log_probs(net, kernel, x, t)
-        ratio = torch.exp((log_p_prev - log_p[:, None]).clamp(max=MAX_LOG_RATIO))
+        ratio = torch.exp((log_p_prev - log_p[:, None]).clamp(max=max_log_ratio(log_p.dtype)))
         in_flux = torch.where(a_in > 0, a_in * ratio, torch.zeros_like(ratio)).sum(-1)
         out = kernel.out_rates(x, t).to(log_p.dtype).sum(-1)
     return in_flux - out
@@ -147,9 +153,11 @@ class TDVP:
     batch: int
     lam: float
     log_euler: bool = False
+    evaluations: int = 0          # velocities computed so far (the cost unit of every integrator)
 
     def velocity(self, net, t: float, generator, place: StepPlace, dt: float | None = None):
         """theta_dot (P,), and the samples it used: x (B, L), w (B,), their log P (B,)."""
+        self.evaluations += 1
         x, w = self.sampler.draw(net, self.batch, generator)
         with torch.no_grad():
             log_p = net.log_prob(x)
@@ -165,27 +173,37 @@ class TDVP:
         return theta_dot.detach(), x, w, log_p
 
 
-def integrate(tdvp: TDVP, net, t: float, h: float, integrator: str, generator,
-              place: StepPlace) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Advance ``net`` from t to t + h with one step of ``integrator`` (euler, heun, rk4);
-    returns the first stage's samples, weights and log P before the step ((B, L), (B,), (B,)).
+def velocity_map(tdvp: TDVP, net, generator, place: StepPlace, h: float, first: list | None = None):
+    """f(theta, s) -> theta_dot (P,): the TDVP velocity at parameters theta and time s.
 
-    Every stage draws its samples with the same random numbers (common random numbers), so
-    the stages differ by the change of theta, not by sampling noise.
+    Every call draws its samples with the same random numbers (common random numbers: the
+    generator is reset to its state now), so two calls differ by the change of theta, not by
+    sampling noise. ``first`` (a list) receives the first call's samples, weights and log P.
+    Leaves ``net`` at the last theta it was called with.
     """
-    theta = get_theta(net)
     start = generator.get_state() if generator is not None else None
-    first = []
 
     def f(th: torch.Tensor, s: float) -> torch.Tensor:
         if start is not None:
             generator.set_state(start)
         set_theta(net, th)
         theta_dot, x, w, log_p = tdvp.velocity(net, s, generator, place, dt=h)
-        if not first:
+        if first is not None and not first:
             first.append((x, w, log_p))
         return theta_dot
 
+    return f
+
+
+def integrate(tdvp: TDVP, net, t: float, h: float, integrator: str, generator,
+              place: StepPlace, stages: int = 2) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Advance ``net`` from t to t + h with one step of ``integrator`` (euler, heun, rk4, or
+    rkc with ``stages`` stages); returns the first stage's samples, weights and log P before
+    the step ((B, L), (B,), (B,)). The stages share their random numbers (``velocity_map``).
+    """
+    theta = get_theta(net)
+    first: list = []
+    f = velocity_map(tdvp, net, generator, place, h, first)
     if integrator == "euler":
         new = theta + h * f(theta, t)
     elif integrator == "heun":
@@ -198,11 +216,153 @@ def integrate(tdvp: TDVP, net, t: float, h: float, integrator: str, generator,
         k3 = f(theta + 0.5 * h * k2, t + 0.5 * h)
         k4 = f(theta + h * k3, t + h)
         new = theta + (h / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4)
+    elif integrator == "rkc":
+        new = rkc_step(f, theta, t, h, stages)
     else:
         raise CRNSolverError(f"unknown integrator '{integrator}'", hint=f"use one of {', '.join(INTEGRATORS)}")
     check_finite(new, "the network parameters", place)
     set_theta(net, new)
     return first[0]
+
+
+# ------------------------------------------------------------------ RKC (stabilised explicit)
+RKC_DAMPING = 2.0 / 13.0   # Sommeijer, Shampine & Verwer (1997): damping eps of the Chebyshev polynomial
+RKC_SAFETY = 1.25          # stages chosen so that the stability bound is this times h * rho
+RKC_MAX_STAGES = 64
+RKC_REESTIMATE = 20        # steps between estimates of the spectral radius
+
+
+@dataclass(frozen=True)
+class RKCStage:
+    """Y_j = (1 - mu - nu) Y_0 + mu Y_{j-1} + nu Y_{j-2} + mu_t h F(Y_{j-1}) + gamma_t h F(Y_0),
+    F(Y_{j-1}) evaluated at t + c h (``c`` the internal time of Y_{j-1})."""
+
+    mu: float
+    nu: float
+    mu_t: float
+    gamma_t: float
+    c: float
+
+
+def _chebyshev(s: int, x: float) -> tuple[list, list, list]:
+    """T_j(x), T_j'(x), T_j''(x) for j = 0..s."""
+    T, dT, ddT = [1.0, x], [0.0, 1.0], [0.0, 0.0]
+    for j in range(2, s + 1):
+        T.append(2 * x * T[j - 1] - T[j - 2])
+        dT.append(2 * T[j - 1] + 2 * x * dT[j - 1] - dT[j - 2])
+        ddT.append(4 * dT[j - 1] + 2 * x * ddT[j - 1] - ddT[j - 2])
+    return T, dT, ddT
+
+
+def rkc_coefficients(s: int, damping: float = RKC_DAMPING) -> tuple[list[RKCStage], float]:
+    """The s >= 2 stages of the second-order Runge-Kutta-Chebyshev method, and its real
+    stability bound beta(s) ~ 0.65 s^2 (stable for h * rho <= beta: the interval grows with
+    the square of the stages, while the cost grows with the stages)."""
+    if s < 2:
+        raise ValueError("RKC needs at least 2 stages")
+    w0 = 1.0 + damping / s ** 2
+    T, dT, ddT = _chebyshev(s, w0)
+    w1 = dT[s] / ddT[s]
+    b = [0.0] * (s + 1)
+    for j in range(2, s + 1):
+        b[j] = ddT[j] / dT[j] ** 2
+    b[0] = b[1] = b[2]
+    a = [1.0 - b[j] * T[j] for j in range(s + 1)]
+    c = [0.0] * (s + 1)
+    for j in range(2, s + 1):
+        c[j] = dT[s] * ddT[j] / (ddT[s] * dT[j])
+    c[1] = c[2] / dT[2]
+    stages = [RKCStage(0.0, 0.0, b[1] * w1, 0.0, 0.0)]
+    for j in range(2, s + 1):
+        mu_t = 2 * b[j] * w1 / b[j - 1]
+        stages.append(RKCStage(2 * b[j] * w0 / b[j - 1], -b[j] / b[j - 2], mu_t, -a[j - 1] * mu_t, c[j - 1]))
+    return stages, (1.0 + w0) / w1
+
+
+def rkc_stages_for(h_rho: float, safety: float = RKC_SAFETY) -> int:
+    """The fewest stages (>= 2) whose stability bound covers safety * h * rho."""
+    s = max(2, math.ceil(math.sqrt(max(safety * h_rho, 0.0) / 0.65)))
+    while s > 2 and rkc_coefficients(s - 1)[1] >= safety * h_rho:
+        s -= 1
+    while s < RKC_MAX_STAGES and rkc_coefficients(s)[1] < safety * h_rho:
+        s += 1
+    return s
+
+
+def rkc_step(f, y: torch.Tensor, t: float, h: float, s: int) -> torch.Tensor:
+    """One RKC step of y' = f(y, t) from t to t + h with s stages (s velocity evaluations)."""
+    stages, _ = rkc_coefficients(s)
+    f0 = f(y, t)
+    prev2, prev = y, y + stages[0].mu_t * h * f0
+    for st in stages[1:]:
+        new = ((1.0 - st.mu - st.nu) * y + st.mu * prev + st.nu * prev2
+               + st.mu_t * h * f(prev, t + st.c * h) + st.gamma_t * h * f0)
+        prev2, prev = prev, new
+    return prev
+
+
+def spectral_radius(f, y: torch.Tensor, t: float, v: torch.Tensor | None, iterations: int,
+                    relative: float = 1e-3, generator=None) -> tuple[float, torch.Tensor]:
+    """(rho, direction): the largest |eigenvalue| of the Jacobian of f at (y, t), by the
+    nonlinear power method (difference quotients of f along a perturbation of norm
+    ``relative`` * |y|), started from ``v`` (the previous direction) or a random one."""
+    if v is None or not bool(torch.isfinite(v).all()) or float(v.norm()) == 0.0:
+        v = torch.randn(y.shape, dtype=y.dtype, generator=generator)
+    scale = relative * max(float(y.norm()), 1.0)
+    f0 = f(y, t)
+    rho = 0.0
+    for _ in range(iterations):
+        v = v * (scale / float(v.norm()))
+        change = f(y + v, t) - f0
+        rho = float(change.norm()) / scale
+        if rho == 0.0 or not math.isfinite(rho):
+            break
+        v = change
+    return rho, v
+
+
+@dataclass
+class RKCControl:
+    """The spectral-radius estimate that sets RKC's stages, refreshed every ``every`` steps
+    (first with ``first_iterations`` power iterations, then ``iterations`` from the last
+    direction)."""
+
+    rho: float | None = None
+    direction: torch.Tensor | None = None
+    since: int = 0
+    every: int = RKC_REESTIMATE
+    first_iterations: int = 8
+    iterations: int = 3
+    estimates: int = 0
+    most_stages: int = 0
+
+    def to_state(self) -> dict:
+        return {"rho": self.rho, "direction": self.direction, "since": self.since,
+                "estimates": self.estimates, "most_stages": self.most_stages}
+
+    def load_state(self, state: dict) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
+
+    def stages(self, tdvp: TDVP, net, t: float, h: float, generator, place: StepPlace) -> int:
+        """The stages for a step of h at the network's parameters (refreshing rho when due)."""
+        if self.rho is None or self.since >= self.every:
+            theta = get_theta(net)
+            saved = generator.get_state() if generator is not None else None
+            f = velocity_map(tdvp, net, generator, place, h)
+            # the direction is drawn from its own stream, so the run's samples do not depend on it
+            gen = torch.Generator().manual_seed(place.step + 1)
+            self.rho, self.direction = spectral_radius(
+                f, theta, t, self.direction,
+                self.first_iterations if self.rho is None else self.iterations, generator=gen)
+            set_theta(net, theta)
+            if saved is not None:
+                generator.set_state(saved)
+            self.since, self.estimates = 0, self.estimates + 1
+        self.since += 1
+        stages = rkc_stages_for(h * self.rho)
+        self.most_stages = max(self.most_stages, stages)
+        return stages
 
 
 MAX_STEP_CHANGE = 0.1     # rms change of log P (centred, weighted) one fixed step may make
@@ -226,7 +386,7 @@ def log_p_change(net, x: torch.Tensor, w: torch.Tensor, log_p_before: torch.Tens
 
 
 def fixed_step(tdvp: TDVP, net, t: float, dt: float, h: float, integrator: str, generator,
-               place: StepPlace) -> tuple[float, int]:
+               place: StepPlace, rkc: RKCControl | None = None) -> tuple[float, int]:
     """Advance ``net`` from t to t + dt with ``integrator``, in substeps where one step of
     dt would move log P too far; returns (the substep length to try next, substeps taken).
 
@@ -234,15 +394,16 @@ def fixed_step(tdvp: TDVP, net, t: float, dt: float, h: float, integrator: str, 
     centred) is undone and retried with a shorter h (same random numbers). That happens
     where the explicit step is unstable, e.g. the first steps from a single-state start,
     where mass leaves the state at its full out-rate; once the distribution is smooth every
-    step is one step of dt. ``h`` carries the substep length from step to step (grows x2
-    per accepted substep, up to dt).
+    step is one step of dt. ``h`` carries the substep length from step to step (after an
+    accepted substep: h * min(2, 0.9 * guard / change), up to dt).
     """
     remaining, substeps = dt, 0
     while remaining > 1e-12 * dt:
         h = min(h, remaining)
         theta = get_theta(net)
+        stages = rkc.stages(tdvp, net, t, h, generator, place) if integrator == "rkc" else 2
         start = generator.get_state() if generator is not None else None
-        x, w, log_p = integrate(tdvp, net, t, h, integrator, generator, place)
+        x, w, log_p = integrate(tdvp, net, t, h, integrator, generator, place, stages)
         change = log_p_change(net, x, w, log_p)
         if not math.isfinite(change):
             raise CRNSolverError(f"the change of log P is not finite at step {place.step} (t = {t:.6g})",
@@ -256,7 +417,9 @@ def fixed_step(tdvp: TDVP, net, t: float, dt: float, h: float, integrator: str, 
         t += h
         remaining -= h
         substeps += 1
-        h = min(2.0 * h, dt)
+        # the next substep aims at 0.9 of the guard (the change grows about linearly in h),
+        # so a run in the guard's regime does not alternate a rejected 2h with an accepted h
+        h = min(h * min(2.0, 0.9 * MAX_STEP_CHANGE / max(change, 1e-300)), dt)
     return h, substeps
 
 
