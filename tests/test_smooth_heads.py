@@ -24,7 +24,8 @@ def chain(sites: int = 2) -> crnlang.Model:
     return crnlang.parse(text)
 
 
-def compare(model, t_end: float, save: float, batch: int, times, low_times=()) -> None:
+def compare(model, t_end: float, save: float, batch: int, times, low_times=()):
+    """The neural solve of ``model`` against FSP at ``times``; returns the neural Result."""
     settings = dict(t_end=t_end, save_every=int(round(save / model.settings.dt)), batch=batch)
     neural = crnlang.solve(model, method="tdvp", **settings)
     exact = crnlang.solve(model, method="fsp", t_end=t_end, dt=save, save_every=1)
@@ -38,16 +39,24 @@ def compare(model, t_end: float, save: float, batch: int, times, low_times=()) -
         for name in names:
             p, q = float(neural.prob(name)[i]), float(exact.prob(name)[i])
             assert abs(p - q) < 0.1 * q, f"P({name}) at t = {t}: {p:.4g} vs exact {q:.4g}"
+    return neural
 
 
 def test_smooth_heads_take_long_explicit_steps_on_the_stiff_chain():
-    """dt = 1e-3 is 50x the one-hot head's stable step; t = 0.1 against FSP."""
-    compare(chain(), t_end=0.1, save=0.05, batch=2000, times=(0.1,))
+    """rk4 at dt = 1e-3 is 50x the one-hot head's stable step; t = 0.1 against FSP."""
+    compare(chain().with_settings(integrator="rk4", dt=1e-3), t_end=0.1, save=0.05, batch=2000,
+            times=(0.1,))
 
 
-def test_the_example_settings_are_the_smooth_rk4_recipe():
+def test_rkc_steps_of_1e_2_follow_the_stiff_chain():
+    """The shipped rkc step (dt = 1e-2, stages from the estimated stiffness) at t = 0.1."""
+    neural = compare(chain(), t_end=0.1, save=0.05, batch=2000, times=(0.1,))
+    assert neural.extra["rkc"]["most_stages"] >= 3 and neural.extra["rkc"]["spectral_radius"] > 300
+
+
+def test_the_example_settings_are_the_smooth_rkc_recipe():
     s = chain().settings
-    assert (s.method, s.integrator, s.head, s.sampling, s.dt) == ("tdvp", "rk4", "smooth", "mixture", 1e-3)
+    assert (s.method, s.integrator, s.head, s.sampling, s.dt) == ("tdvp", "rkc", "smooth", "mixture", 1e-2)
     assert s.rare == ("low", "high")
 
 
