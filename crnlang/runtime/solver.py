@@ -255,8 +255,8 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
                 t = step * dt
                 place = StepPlace(step, t, dt, settings.lam, settings.dtype)
                 if method == "tdvp":
-                    h, substeps = fixed_step(tdvp, net, t, dt, h, settings.integrator, generator, place,
-                                                  rkc)
+                    h, substeps = fixed_step(tdvp, net, t, dt, h, settings.integrator, generator,
+                                             place, rkc)
                     extra["substeps"] += substeps - 1
                 else:
                     n_sub = substeps_needed(net, kernel, sampler, t, dt, settings.batch, generator)

@@ -17,6 +17,7 @@ Shapes: B batch, K reactions, L reduced species, P network parameters.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -254,7 +255,8 @@ def _chebyshev(s: int, x: float) -> tuple[list, list, list]:
     return T, dT, ddT
 
 
-def rkc_coefficients(s: int, damping: float = RKC_DAMPING) -> tuple[list[RKCStage], float]:
+@functools.lru_cache(maxsize=None)
+def rkc_coefficients(s: int, damping: float = RKC_DAMPING) -> tuple[tuple[RKCStage, ...], float]:
     """The s >= 2 stages of the second-order Runge-Kutta-Chebyshev method, and its real
     stability bound beta(s) ~ 0.65 s^2 (stable for h * rho <= beta: the interval grows with
     the square of the stages, while the cost grows with the stages)."""
@@ -276,14 +278,13 @@ def rkc_coefficients(s: int, damping: float = RKC_DAMPING) -> tuple[list[RKCStag
     for j in range(2, s + 1):
         mu_t = 2 * b[j] * w1 / b[j - 1]
         stages.append(RKCStage(2 * b[j] * w0 / b[j - 1], -b[j] / b[j - 2], mu_t, -a[j - 1] * mu_t, c[j - 1]))
-    return stages, (1.0 + w0) / w1
+    return tuple(stages), (1.0 + w0) / w1
 
 
 def rkc_stages_for(h_rho: float, safety: float = RKC_SAFETY) -> int:
-    """The fewest stages (>= 2) whose stability bound covers safety * h * rho."""
-    s = max(2, math.ceil(math.sqrt(max(safety * h_rho, 0.0) / 0.65)))
-    while s > 2 and rkc_coefficients(s - 1)[1] >= safety * h_rho:
-        s -= 1
+    """The fewest stages (>= 2, at most RKC_MAX_STAGES) whose stability bound covers
+    safety * h * rho."""
+    s = 2
     while s < RKC_MAX_STAGES and rkc_coefficients(s)[1] < safety * h_rho:
         s += 1
     return s
