@@ -4,6 +4,8 @@ NADE H = 16 over L = 4 species with M = 80 outcomes each (P = 5520), B = 2000 sa
 first to a bimodal toggle-like distribution so that the Gram matrix is as ill-conditioned as
 in a real run. Prints one table: seconds (best of --repeat) per operation, float64 and float32 ("merged":
 repeated samples merged first, as solve_sr does by default; "all rows": merge=False).
+"mixed" builds and factors the Gram in float32 and refines once in float64; its baseline is
+"structured" (all float64) in the same column.
 
     python benchmarks/bench_natgrad.py [--threads N] [--repeat R] [--batch B]
 """
@@ -89,15 +91,15 @@ def rows_for(dtype: torch.dtype, batch: int, repeat: int) -> dict[str, float]:
         "Cholesky B x B": best_of(lambda: torch.linalg.cholesky_ex(_spd(scores)), repeat),
     }
     out["unique samples (rows after merging)"] = float(torch.unique(x, dim=0).shape[0])
-    for solver in ("cholesky", "structured", "cg"):
+    for solver in ("cholesky", "structured", "mixed", "cg"):
         out[f"solve_sr {solver}, all rows"] = best_of(
             lambda: ng.solve_sr(net, x, None, values, LAM, solver, merge=False), repeat)
-    for solver in ("cholesky", "structured", "cg", "auto"):
+    for solver in ("cholesky", "structured", "mixed", "cg", "auto"):
         out[f"solve_sr {solver}, merged"] = best_of(
             lambda: ng.solve_sr(net, x, None, values, LAM, solver), repeat)
     ref = ng.solve_sr(net.double(), x, None, values.double(), LAM, "cholesky")
     net.to(dtype)
-    for solver in ("structured", "cg"):
+    for solver in ("structured", "mixed", "cg"):
         got = ng.solve_sr(net, x, None, values, LAM, solver).double()
         out[f"rel. error {solver} vs f64 cholesky"] = float((got - ref).norm() / ref.norm())
     return out

@@ -117,7 +117,7 @@ def test_solve_sr_solvers_agree_with_lstsq(kind, B):
     v = torch.randn(B, dtype=torch.float64, generator=g) + 0.5 * x[:, 0]
     lam = 1e-3
     ref = lstsq_reference(ng.score_matrix(net, x), w, v, lam)
-    solvers = ["auto", "cholesky", "cg"] + (["structured"] if kind == "nade" else [])
+    solvers = ["auto", "cholesky", "cg"] + (["structured", "mixed"] if kind == "nade" else [])
     for solver in solvers:
         delta = ng.solve_sr(net, x, w, v, lam, solver).numpy()
         err = np.abs(delta - ref).max() / np.abs(ref).max()
@@ -172,6 +172,44 @@ def test_non_finite_problems_raise_solver_errors():
         ng.solve_sr(net, x, None, torch.zeros(20), 1e-3, solver="qr")
     with pytest.raises(CRNSolverError):
         ng.solve_sr(make_network("gru", LOWER, UPPER), x, None, torch.zeros(20), 1e-3, "structured")
+    with pytest.raises(CRNSolverError):
+        ng.solve_sr(make_network("gru", LOWER, UPPER), x, None, torch.zeros(20), 1e-3, "mixed")
+
+
+def test_mixed_precision_solve_is_float64_accurate_where_float32_alone_is_not():
+    """The float32 Gram with one float64 refinement: 600 distinct samples at the small lambda
+    of the shipped runs (1e-5). Refined it agrees with the float64 solve to ~1e-5; a float32
+    network's solve is ~2e-3 off. "auto" picks it from MIXED_ROWS rows for float64 NADE."""
+    net = network("nade", hidden=8, lower=[0, 0, 0], upper=[30, 30, 30])
+    x = torch.unique(batch(net, 3000), dim=0)[:600]
+    assert x.shape[0] == 600 and 600 < net.n_parameters()
+    g = torch.Generator().manual_seed(11)
+    w = torch.rand(600, dtype=torch.float64, generator=g) + 0.1
+    v = torch.randn(600, dtype=torch.float64, generator=g) + 0.1 * x[:, 0]
+    ref = ng.solve_sr(net, x, w, v, 1e-5, "structured")
+    delta, info = ng.solve_sr(net, x, w, v, 1e-5, "auto", return_info=True)
+    assert info.solver == "mixed" and delta.dtype == torch.float64
+    net32 = network("nade", dtype=torch.float32, hidden=8, lower=[0, 0, 0], upper=[30, 30, 30])
+    ng.set_flat_parameters(net32, ng.flat_parameters(net).float())
+    single = ng.solve_sr(net32, x, w.float(), v.float(), 1e-5, "structured").double()
+    assert float((delta - ref).norm() / ref.norm()) < 3e-5 < 1e-3 < float((single - ref).norm() / ref.norm())
+    assert ng.solve_sr(net, x[:ng.MIXED_ROWS - 1], w[:ng.MIXED_ROWS - 1], v[:ng.MIXED_ROWS - 1],
+                       1e-5, "auto", return_info=True)[1].solver == "structured"
+
+
+def test_mixed_solve_falls_back_to_float64_when_float32_does_not_factor(monkeypatch):
+    net = network("nade")
+    x = batch(net, 40)
+    v = torch.randn(40, dtype=torch.float64, generator=torch.Generator().manual_seed(12))
+    ref = ng.solve_sr(net, x, None, v, 1e-3, "structured")
+    factor = torch.linalg.cholesky_ex
+
+    def fail_in_float32(A, **kw):
+        L, info = factor(A, **kw)
+        return L, (torch.ones_like(info) if A.dtype == torch.float32 else info)
+
+    monkeypatch.setattr(torch.linalg, "cholesky_ex", fail_in_float32)
+    assert torch.allclose(ng.solve_sr(net, x, None, v, 1e-3, "mixed"), ref, rtol=0, atol=1e-12)
 
 
 def test_duplicate_samples_are_merged_exactly():
@@ -184,7 +222,7 @@ def test_duplicate_samples_are_merged_exactly():
     w[[0, 30]] = 0                                                   # dropped rows
     v = torch.randn(38, dtype=torch.float64, generator=g)
     ref = lstsq_reference(ng.score_matrix(net, x), w, v, 1e-3)
-    for solver in ["structured", "cholesky", "cg"]:
+    for solver in ["structured", "mixed", "cholesky", "cg"]:
         delta = ng.solve_sr(net, x, w, v, 1e-3, solver).numpy()
         assert np.abs(delta - ref).max() / np.abs(ref).max() < 1e-7, solver
     xu, wu, vu = ng.merge_duplicates(x, w / w.sum(), v)
@@ -192,7 +230,7 @@ def test_duplicate_samples_are_merged_exactly():
     assert abs(float(wu @ vu - (w / w.sum()) @ v)) < 1e-12
 
 
-@pytest.mark.parametrize("solver", ["structured", "cholesky", "cg"])
+@pytest.mark.parametrize("solver", ["structured", "mixed", "cholesky", "cg"])
 def test_solve_info_reports_the_misfit(solver):
     net = network("nade")
     x = batch(net, 40)

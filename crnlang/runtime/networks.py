@@ -255,10 +255,11 @@ class AutoregressiveNet(nn.Module):
 
     def _proposal(self, logp_i: torch.Tensor, i: int, transform: Transform | None) -> torch.Tensor:
         """(n, M_max) log-probabilities of species i -> (n, M_max) proposal, normalised, 0 beyond M_i."""
-        probs = logp_i.exp()
         if transform is None:
-            return probs
-        q = transform(probs, i)
+            return logp_i.exp()
+        if _log_space_alpha(transform):                       # p^alpha, renormalised
+            return torch.softmax(transform.alpha * logp_i, dim=-1)
+        q = transform(logp_i.exp(), i)
         q = torch.where(self.valid[i], q, torch.zeros((), dtype=q.dtype, device=q.device))
         return q / q.sum(-1, keepdim=True)
 
@@ -291,8 +292,11 @@ class AutoregressiveNet(nn.Module):
         logp = self.conditional_logits(k + self.lower)
         total = torch.zeros(x.shape[0], dtype=logp.dtype, device=logp.device)
         for i in range(self.n_species):
-            q = self._proposal(logp[:, i], i, transform)
-            total = total + q.gather(-1, k[:, i:i + 1]).squeeze(-1).log()
+            if _log_space_alpha(transform):
+                log_q = torch.log_softmax(transform.alpha * logp[:, i], dim=-1)
+            else:
+                log_q = self._proposal(logp[:, i], i, transform).log()
+            total = total + log_q.gather(-1, k[:, i:i + 1]).squeeze(-1)
         return total.masked_fill(~inside, float("-inf"))
 
     def n_parameters(self) -> int:
@@ -529,6 +533,12 @@ def unique_row_index(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     U = int(inverse.max()) + 1 if B else 0
     first = torch.empty(U, dtype=torch.int64, device=x.device).scatter_(0, inverse, positions)
     return first, inverse
+
+
+def _log_space_alpha(transform) -> bool:
+    """Whether ``transform`` is p^alpha with alpha > 0 (then softmax(alpha log p) is q)."""
+    alpha = getattr(transform, "alpha", None)
+    return alpha is not None and alpha > 0
 
 
 def log_softmax_at(raw: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

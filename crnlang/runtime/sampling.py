@@ -174,11 +174,20 @@ def effective_sample_size(w: torch.Tensor) -> float:
     return float(w.sum() ** 2 / (w * w).sum())
 
 
-def alpha_transform(alpha: float):
+@dataclass(frozen=True)
+class AlphaTransform:
+    """Conditionals proportional to p^alpha. Networks that see ``alpha`` work in log space
+    instead, q = softmax(alpha log p), which needs no power and does not underflow."""
+
+    alpha: float
+
+    def __call__(self, probs: torch.Tensor, i: int) -> torch.Tensor:
+        return probs.clamp(min=0) ** self.alpha
+
+
+def alpha_transform(alpha: float) -> AlphaTransform:
     """Conditionals proportional to p^alpha."""
-    def transform(probs: torch.Tensor, i: int) -> torch.Tensor:
-        return probs.clamp(min=0) ** alpha
-    return transform
+    return AlphaTransform(float(alpha))
 
 
 def diffusive_transform(width: int):
