@@ -82,7 +82,7 @@ class Estimator:
         with torch.no_grad():
             if self.exact:
                 x = self.states
-                logp = torch.cat([net.log_prob(c) for c in torch.split(x, CHUNK)]).to(torch.float64)
+                logp = self._box_log_probs(net)
                 w = torch.exp(logp)
                 w = self._on_support(x, w / w.sum())
                 return self._figures(x, w, t, sampled=False)
@@ -93,6 +93,15 @@ class Estimator:
             if bool(inside.all()):
                 self._sequential_probabilities(net, snap)
             return snap
+
+    def _box_log_probs(self, net) -> torch.Tensor:
+        """(S,) float64 log P_theta of ``self.states``: by the network's prefix tree when the
+        network's box is this box, else state by state."""
+        box = getattr(net, "lower", None)
+        if (box is not None and box.tolist() == self.lower
+                and (net.lower + net.sizes - 1).tolist() == self.upper):
+            return net.box_log_probs().to(torch.float64)
+        return torch.cat([net.log_prob(c) for c in torch.split(self.states, CHUNK)]).to(torch.float64)
 
     def _sequential_probabilities(self, net, snap: Snapshot) -> None:
         """P(A) of every interval observable (``kernel.INTERVALS``) by sequential sampling

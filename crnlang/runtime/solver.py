@@ -4,13 +4,15 @@
     net    = make_network(...)                      # P_theta over the reduced species
     t = 0:  P_theta := the initial distribution (1 - spread) P0 + spread * uniform, checked
     every step: adam / ngd epochs towards T P_t, or a tdvp integrator step
-    every save_every steps: a Snapshot (exact over the box when it is small), a checkpoint
+    every save_every steps: a Snapshot (exact over the box when it is small), and a checkpoint
+                            when CHECKPOINT_SECONDS have passed since the last (always at the end)
 
 ``settings`` are the model's, already merged with the caller's overrides; ``dispatch``
 compiles the model and calls ``run_neural``.
 """
 from __future__ import annotations
 
+import math
 import time
 
 import torch
@@ -31,6 +33,7 @@ from .stepping import TDVP, RKCControl, StepPlace, adaptive_step, fixed_step
 
 DEFAULT_EPOCHS = {"adam": 100, "ngd": 5, "tdvp": 1}
 DEFAULT_LAMBDA = {"adam": 1e-3, "ngd": 1e-3, "tdvp": 1e-5}
+CHECKPOINT_SECONDS = 5.0  # a checkpoint at a save at most this often (and at the last save)
 INIT_SPREAD = 1e-5       # mass of the initial distribution spread uniformly over the box
 ADAPTIVE_TOL = 1e-2      # weighted rms change of log P per step (heun vs euler) allowed by "adaptive"
                          # (3e-2 lets the toggle switch drift to Hellinger 0.04 by t = 4; 1e-2: 0.009)
@@ -212,10 +215,14 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
 
     velocities_before = extra.get("velocities", 0)
 
-    def checkpoint() -> None:
+    last_checkpoint = [-math.inf]
+
+    def checkpoint(force: bool = True) -> None:
+        """Write the checkpoint; with ``force=False`` only CHECKPOINT_SECONDS after the last."""
         extra["velocities"] = velocities_before + tdvp.evaluations
-        if checkpoint_dir is None:
+        if checkpoint_dir is None or (not force and time.perf_counter() - last_checkpoint[0] < CHECKPOINT_SECONDS):
             return
+        last_checkpoint[0] = time.perf_counter()
         save_checkpoint(checkpoint_dir, {
             "settings": settings.to_dict(), "net": net.state_dict(),
             "optimizer": optimizer.state_dict() if optimizer is not None else None,
@@ -279,9 +286,10 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
             extra["spread_at"] = t          # (to the save after the switch)
         snapshots.append(estimator.snapshot(net, t))
         extra["outside_mass"] = max(extra.get("outside_mass", 0.0), estimator.outside_mass)
-        checkpoint()
         saves_this_call += 1
-        if stop_after_saves is not None and saves_this_call >= stop_after_saves and target != targets[-1]:
+        stopping = stop_after_saves is not None and saves_this_call >= stop_after_saves
+        checkpoint(force=stopping or target == targets[-1])
+        if stopping and target != targets[-1]:
             if owned:
                 reporter.close()
             raise RunInterrupted(f"stopped after {saves_this_call} saves at step {step}")
