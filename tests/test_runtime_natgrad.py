@@ -331,3 +331,21 @@ def test_smooth_head_scores_equal_autograd(kind):
         z = torch.randn(O.shape[0], dtype=O.dtype)
         assert torch.allclose(scores.matvec(d), O @ d, atol=1e-10)
         assert torch.allclose(scores.rmatvec(z), O.t() @ z, atol=1e-10)
+
+
+def test_mixed_solve_falls_back_when_its_refinement_does_not_converge(monkeypatch):
+    """A refinement that cannot reach MIXED_TOL (here: tolerance 0) gives
+    the float64 solve itself; with the defaults the residual meets MIXED_TOL."""
+    net = network("nade", hidden=8, lower=[0, 0, 0], upper=[30, 30, 30])
+    x = torch.unique(batch(net, 3000), dim=0)[:400]
+    v = torch.randn(400, dtype=torch.float64, generator=torch.Generator().manual_seed(13))
+    ref = ng.solve_sr(net, x, None, v, 1e-5, "structured")
+    delta, info = ng.solve_sr(net, x, None, v, 1e-5, "mixed", return_info=True)
+    O = ng.score_matrix(net, x)
+    Ot = (O - O.mean(0)) / 20.0                                       # sqrt(w) = 1/20
+    vt = (v - v.mean()) / 20.0
+    u = torch.linalg.solve(Ot @ Ot.t() + 1e-5 * torch.eye(400, dtype=torch.float64), vt)
+    assert float((delta - Ot.t() @ u).norm()) <= 10 * ng.MIXED_TOL * float((Ot.t() @ u).norm())
+    monkeypatch.setattr(ng, "MIXED_TOL", 0.0)
+    monkeypatch.setattr(ng, "MIXED_REFINEMENTS", 1)
+    assert torch.allclose(ng.solve_sr(net, x, None, v, 1e-5, "mixed"), ref, rtol=0, atol=1e-12)
