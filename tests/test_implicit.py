@@ -73,7 +73,9 @@ def test_implicit_follows_a_stiff_law_with_long_steps(stiff):
 
 
 def test_explicit_euler_at_that_step_length_fails(stiff):
-    """The baseline the implicit step beats: euler at h = 0.002 (h * exit rate = 4)."""
+    """The baseline the implicit step beats: euler at h = 0.002 (h * exit rate = 4). Its step
+    guard splits the 25 steps into 156 substeps and it still ends off (Hellinger 0.047 with
+    the guard of 0.05 per species; 0.135 with the earlier 0.1)."""
     model, kernel = stiff
     settings = model.settings.updated(method="tdvp", integrator="euler", dt=0.002, t_end=0.05,
                                       batch=500, save_every=5, sampling="mixture")
@@ -83,4 +85,5 @@ def test_explicit_euler_at_that_step_length_fails(stiff):
         return                                     # stopped with a clear error: fine too
     errors = [hellinger(result.marginals["X"][i], poisson_box(stiff_lambda(t), 40))
               for i, t in enumerate(result.times)]
-    assert max(errors) > 0.05, errors               # measured: 0.12
+    assert max(errors) > 0.035, errors              # measured: 0.047
+    assert result.extra["substeps"] > 100           # the implicit run: fewer than 80 steps

@@ -191,6 +191,27 @@ def test_log_prob_shifted_equals_log_prob_of_the_neighbours(kind):
     assert torch.allclose(log_ps_all[finite], expected[finite], atol=1e-12)
 
 
+@pytest.mark.parametrize("head", ["onehot", "smooth"])
+def test_fast_shifted_log_probs_are_float32_close_and_log_p_exact(head):
+    """fast = True: the neighbours' recomputed conditionals in float32 (within ~1e-6 of
+    float64, far below any sampling noise; an error of 1e-3, a wrong logit, fails), x's
+    own log P exact."""
+    net = make_network("nade", [0, 0, 0], [40, 40, 40], hidden=8, head=head,
+                       generator=torch.Generator().manual_seed(4))
+    x = net.sample(300, generator=torch.Generator().manual_seed(5))
+    change = torch.tensor([[0, 0, 1], [0, 1, 0], [1, -1, 0], [-1, 0, 0], [0, 0, -2]])
+    shifted = x[:, None, :] - change
+    with torch.no_grad():
+        log_p, log_ps = net.log_prob_shifted(x, shifted)
+        fast_p, fast_ps = net.log_prob_shifted(x, shifted, fast=True)
+    assert fast_ps.dtype == torch.float64
+    assert torch.equal(log_p, fast_p)
+    assert torch.equal(torch.isinf(log_ps), torch.isinf(fast_ps))
+    finite = torch.isfinite(log_ps)
+    error = (fast_ps[finite] - log_ps[finite]).abs()
+    assert 0 < float(error.max()) < 1e-5 * (1 + float(log_ps[finite].abs().max()))
+
+
 def test_nade_prefix_matmul_equals_cumulative_sum():
     net = peaked("nade")
     x = net.sample(200, generator=torch.Generator().manual_seed(3))

@@ -229,23 +229,26 @@ class AutoregressiveNet(nn.Module):
             log_p = log_p + log_softmax_at(raw, k_g).sum(0)
         return log_p.masked_fill(~inside, float("-inf"))
 
-    def log_prob_shifted(self, x: torch.Tensor, shifted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def log_prob_shifted(self, x: torch.Tensor, shifted: torch.Tensor,
+                         fast: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """x (B, L), shifted (B, K, L) -> (log P(x) (B,), log P(shifted) (B, K)).
 
         What the CME's in-flux needs: P at the K neighbours x - nu_k of every sample. The
         generic version is one batched ``log_prob``; NADE reuses x's conditionals where a
-        neighbour shares x's prefix.
+        neighbour shares x's prefix. ``fast``: a float64 network may evaluate the neighbours'
+        recomputed conditionals in float32 (NADE does; log P(shifted) then carries errors of
+        ~1e-7 relative per species, against 1e-16; log P(x) stays exact).
         """
         if not (torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())):
             first, inverse = unique_row_index(x)
             if first.shape[0] < 0.9 * x.shape[0]:           # repeated samples: evaluate each once
                 their_shifted = shifted[first]
                 if torch.equal(their_shifted[inverse], shifted):
-                    log_p, log_ps = self._log_prob_shifted(x[first], their_shifted)
+                    log_p, log_ps = self._log_prob_shifted(x[first], their_shifted, fast)
                     return log_p[inverse], log_ps[inverse]
-        return self._log_prob_shifted(x, shifted)
+        return self._log_prob_shifted(x, shifted, fast)
 
-    def _log_prob_shifted(self, x, shifted):
+    def _log_prob_shifted(self, x, shifted, fast=False):
         B, K, L = shifted.shape
         both = self.log_prob(torch.cat([x, shifted.reshape(B * K, L)]))
         return both[:B], both[B:].view(B, K)
@@ -360,12 +363,17 @@ class NADE(AutoregressiveNet):
     def hidden_states(self, x):
         return self.hidden_by_species(x).transpose(0, 1)
 
-    def _log_prob_shifted(self, x, shifted):
+    def _log_prob_shifted(self, x, shifted, fast=False):
         """As the base method, exactly, but species i of a neighbour that agrees with x on
         species 0..j (j >= i-1) has x's hidden state h_i, so its conditional is read off x's
         logits; only species after the first changed one are recomputed, from x's
         pre-activation plus the (sparse) change. A reaction that changes only the last
-        species costs a gather. Memory stays O(B K (L + H))."""
+        species costs a gather. Memory stays O(B K (L + H)).
+
+        ``fast`` (float64 nets): the recomputed conditionals (the (n, M_i) logits and their
+        logsumexp, nearly all of the cost) in float32, 2.7x faster; the pre-activations and
+        everything read off x stay float64."""
+        recompute = torch.float32 if fast and self.W.dtype == torch.float64 else self.W.dtype
         B, K, L = shifted.shape
         k, inside_x = self.offsets_of(x)
         ks, inside = self.offsets_of(shifted.reshape(B * K, L))
@@ -397,8 +405,9 @@ class NADE(AutoregressiveNet):
             if n:
                 pre = torch.addmm(pre_x[i].index_select(0, parent[:n]), change[:n, :i],
                                   self.W[:, :i].t())
-                raw_new = torch.addmm(b, torch.sigmoid(pre), V.t())
-                term[:n] = log_softmax_at(raw_new, ks_t[i, :n])
+                raw_new = torch.addmm(b.to(recompute), torch.sigmoid(pre.to(recompute)),
+                                      V.t().to(recompute))
+                term[:n] = log_softmax_at(raw_new, ks_t[i, :n]).to(term.dtype)
             log_ps += term
         log_ps = torch.empty_like(log_ps).index_copy_(0, order, log_ps)
         return (log_p.masked_fill(~inside_x, float("-inf")),

@@ -299,7 +299,7 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
     extra["velocities"] = velocities_before + tdvp.evaluations
     if settings.integrator == "rkc" and rkc.rho is not None:
         extra["rkc"] = {"spectral_radius": rkc.rho, "most_stages": rkc.most_stages,
-                        "estimates": rkc.estimates}
+                        "estimates": rkc.estimates, "refreshes": rkc.refreshes}
     if settings.rare:
         extra["rare"] = _rare_events(net, kernel, settings, t)
     return _result(kernel, settings, snapshots, extra, net, init_spread,

@@ -28,6 +28,7 @@ from ..errors import CRNSolverError
 from ..vocabulary import INTEGRATORS
 MAX_STEP_RATE = 2.0            # dt * out(n) above this on most samples: dt is absurd
 MAX_LOG_RATIO = 600.0          # P_t(n - nu)/P_t(n) is capped at e^600 (finite in float64) ...
+FAST_NEIGHBOURS = True         # neighbours' log P with float32 conditionals (NADE; see shifted_log_probs)
 
 
 def max_log_ratio(dtype: torch.dtype) -> float:
@@ -37,14 +38,38 @@ def max_log_ratio(dtype: torch.dtype) -> float:
 
 
 # ------------------------------------------------------------------ the local rate
+@functools.lru_cache(maxsize=64)
+def distinct_changes(kernel) -> tuple[torch.Tensor, torch.Tensor]:
+    """(first (U,), inverse (K,)): reaction first[u] has the u-th distinct change vector, and
+    reaction k the change vector of first[inverse[k]]. Reactions with the same change (on a
+    Schlögl site 2X -> 3X and 0 -> X, 3X -> 2X and X -> 0) share their neighbour n - nu."""
+    change = kernel.CHANGE
+    unique, inverse = torch.unique(change, dim=0, return_inverse=True)
+    first = torch.full((unique.shape[0],), change.shape[0], dtype=torch.int64)
+    first = first.scatter_reduce(0, inverse, torch.arange(change.shape[0]), reduce="amin")
+    order = torch.argsort(first)                          # keep the reactions' order
+    rank = torch.empty_like(order).scatter_(0, order, torch.arange(order.numel()))
+    return first[order], rank[inverse]
+
+
 def shifted_log_probs(net, kernel, x: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
     """log P_t(n - nu_k) and a_in_k(n): ((B, K), (B, K)); log P is -inf where a_in is 0."""
     x_prev, a_in = kernel.shifted(x, t)
+    first, inverse = distinct_changes(kernel)
     with torch.no_grad():
         # (the network's own shifted evaluation: repeated samples once, and NADE reuses x's
         # conditionals up to the first changed species: 1.8x faster than a log_prob of the
-        # distinct B K neighbours on a 3x3 lattice, 2x on the toggle switch)
-        _, log_p_prev = net.log_prob_shifted(x, x_prev)
+        # distinct B K neighbours on a 3x3 lattice, 2x on the toggle switch; each distinct
+        # change vector once: 42 neighbours instead of 60 on the 3x3 Schlögl grid)
+        # FAST_NEIGHBOURS: NADE recomputes the neighbours' conditionals in float32 (2.7x
+        # faster); log P(n - nu) is then off by ~1e-6, a relative error of 1e-6 in each
+        # in-flux term, far below the sampling noise of E(n)
+        if first.numel() < x_prev.shape[1]:
+            _, log_p_prev = net.log_prob_shifted(x, x_prev.index_select(1, first.to(x.device)),
+                                                 fast=FAST_NEIGHBOURS)
+            log_p_prev = log_p_prev.index_select(1, inverse.to(x.device))
+        else:
+            _, log_p_prev = net.log_prob_shifted(x, x_prev, fast=FAST_NEIGHBOURS)
     a_in = a_in.to(log_p_prev.dtype)
     log_p_prev = log_p_prev.masked_fill(a_in <= 0, -math.inf)
     return log_p_prev, a_in
@@ -336,14 +361,28 @@ class RKCControl:
     iterations: int = 3
     estimates: int = 0
     most_stages: int = 0
+    refreshes: int = 0
 
     def to_state(self) -> dict:
         return {"rho": self.rho, "direction": self.direction, "since": self.since,
-                "estimates": self.estimates, "most_stages": self.most_stages}
+                "estimates": self.estimates, "most_stages": self.most_stages,
+                "refreshes": self.refreshes}
 
     def load_state(self, state: dict) -> None:
         for key, value in state.items():
             setattr(self, key, value)
+
+    def refresh(self, tdvp: TDVP, net, t: float, h: float, generator, place: StepPlace) -> bool:
+        """Re-estimate rho now (after a step blew up); True when it grew by more than 20 %,
+        i.e. the blow-up was the stale estimate's instability. False, without estimating,
+        when rho was estimated for this very step."""
+        if self.rho is None or self.since <= 1:
+            return False
+        old = self.rho
+        self.since = self.every
+        self.stages(tdvp, net, t, h, generator, place)
+        self.refreshes += 1
+        return self.rho > 1.2 * old
 
     def stages(self, tdvp: TDVP, net, t: float, h: float, generator, place: StepPlace) -> int:
         """The stages for a step of h at the network's parameters (refreshing rho when due)."""
@@ -366,8 +405,10 @@ class RKCControl:
         return stages
 
 
-MAX_STEP_CHANGE = 0.1     # rms change of log P (centred, weighted) one fixed step may make
+MAX_STEP_CHANGE = 0.05    # rms change of log P (centred, weighted) one fixed step may make,
+                          # times sqrt(species) (step_bound)
 MIN_SUBSTEP = 1e-9        # substeps are never shorter than this fraction of dt
+UNSTABLE_CHANGE = 1.0     # an RKC substep changing log P (rms) by more: rho is re-estimated
 
 
 def weighted_rms(values: torch.Tensor, w: torch.Tensor, centred: bool = True) -> float:
@@ -391,14 +432,15 @@ def fixed_step(tdvp: TDVP, net, t: float, dt: float, h: float, integrator: str, 
     """Advance ``net`` from t to t + dt with ``integrator``, in substeps where one step of
     dt would move log P too far; returns (the substep length to try next, substeps taken).
 
-    A step that changes log P by more than MAX_STEP_CHANGE (weighted rms over its samples,
+    A step that changes log P by more than ``step_bound`` (weighted rms over its samples,
     centred) is undone and retried with a shorter h (same random numbers). That happens
     where the explicit step is unstable, e.g. the first steps from a single-state start,
     where mass leaves the state at its full out-rate; once the distribution is smooth every
     step is one step of dt. ``h`` carries the substep length from step to step (grows x2
-    per accepted substep, up to dt).
+    per accepted substep at most, up to dt; ``substep_factor``).
     """
-    remaining, substeps = dt, 0
+    remaining, substeps, refreshed = dt, 0, False
+    bound = step_bound(net.n_species)
     while remaining > 1e-12 * dt:
         h = min(h, remaining)
         theta = get_theta(net)
@@ -409,17 +451,51 @@ def fixed_step(tdvp: TDVP, net, t: float, dt: float, h: float, integrator: str, 
         if not math.isfinite(change):
             raise CRNSolverError(f"the change of log P is not finite at step {place.step} (t = {t:.6g})",
                                  hint="try a smaller dt or a larger lambda")
-        if change > MAX_STEP_CHANGE and h > MIN_SUBSTEP * dt:
+        if change > bound and h > MIN_SUBSTEP * dt:
             set_theta(net, theta)
             if start is not None:
                 generator.set_state(start)
-            h = max(h * max(0.1, 0.9 * MAX_STEP_CHANGE / change), MIN_SUBSTEP * dt)
+            # an RKC step that blew up (log P moved by more than UNSTABLE_CHANGE) with a
+            # stale rho: the stages were too few (the spectral radius grew since its
+            # estimate); re-estimate once, and retry the same h if it did grow, rather than
+            # cutting h 1000-fold and regrowing it x2 per step
+            unstable = rkc is not None and not refreshed and change > UNSTABLE_CHANGE
+            if unstable and rkc.refresh(tdvp, net, t, h, generator, place):
+                refreshed = True
+            else:          # (a blow-up is not proportional to h: cut it at most 10-fold)
+                factor = substep_factor(change, bound)
+                h = max(h * (max(factor, 0.1) if change > UNSTABLE_CHANGE else factor), MIN_SUBSTEP * dt)
             continue
+        refreshed = False
         t += h
         remaining -= h
         substeps += 1
-        h = min(2.0 * h, dt)
+        h = min(h * substep_factor(change, bound), dt)
     return h, substeps
+
+
+def step_bound(n_species: int) -> float:
+    """The most a fixed step may change log P: MAX_STEP_CHANGE sqrt(L).
+
+    log P of L species is a sum of L conditionals, and while a distribution spreads each
+    species' conditional changes at a similar rate, so the rms change of the joint log P
+    grows like sqrt(L) for the same change per species. Per species the bound is the same
+    on the 2-site chain (0.071, where it was measured against FSP), the toggle switch's 4
+    species (0.1, as before) and the 3x3 grid (0.15); a bound of 0.07 on the grid's joint
+    log P took 1.3x the substeps of 0.1 through its transient."""
+    return MAX_STEP_CHANGE * math.sqrt(max(int(n_species), 1))
+
+
+def substep_factor(change: float, bound: float) -> float:
+    """The factor on h after a substep that changed log P by ``change``: the change of a short
+    step is proportional to h, so 0.9 bound / change aims the next one just inside the bound;
+    at most x2, at least x1e-3.
+
+    (Doubling after every accepted substep, as before, had every other substep of the 3x3
+    Schlögl grid's start rejected: 0.09 accepted, then 0.17 over the bound.)"""
+    if change <= 0.0:
+        return 2.0
+    return min(2.0, max(1e-3, 0.9 * bound / change))
 
 
 def adaptive_step(tdvp: TDVP, net, t: float, h: float, h_max: float, tol: float, generator,
