@@ -25,6 +25,7 @@ from .rare import sequential_probability
 EXACT_LIMIT = 200_000
 SAMPLES = 20_000          # samples per saved time when the box is too big to enumerate
 CHUNK = 50_000            # states per log_prob call when enumerating
+CONDITIONAL_CHUNK = 5_000 # samples per conditional_logits call (conditional marginals)
 
 
 def box_states(lower, upper) -> torch.Tensor:
@@ -92,14 +93,40 @@ class Estimator:
             snap = self._figures(x[inside], w[inside], t, sampled=True)
             if bool(inside.all()):
                 self._sequential_probabilities(net, snap)
+                self._conditional_marginals(net, x, snap)
             return snap
+
+    def _nets_box(self, net) -> bool:
+        """True when ``net`` is an autoregressive net over exactly this estimator's box."""
+        box = getattr(net, "lower", None)
+        return (box is not None and hasattr(net, "conditional_logits")
+                and box.tolist() == self.lower and (net.lower + net.sizes - 1).tolist() == self.upper)
+
+    def _conditional_marginals(self, net, x: torch.Tensor, snap: Snapshot) -> None:
+        """Replace the sampled histograms of the state-vector species by the mean of their
+        conditionals over the samples (Rao-Blackwell): P(x_i = m) = E[P_theta(x_i = m | x_<i)].
+        Unbiased like the histogram, and far less noisy: each sample gives species i's whole
+        conditional distribution, not one count (3x3 Schlögl grid, 20,000 samples: the
+        histograms' own noise is ~0.02 in Hellinger). Only where the net's box is the model's
+        support (no eliminated species), so that no conditioning on the support is needed."""
+        if getattr(self.kernel, "ELIMINATED", None) or not self._nets_box(net):
+            return
+        total = None
+        for chunk in torch.split(x, CONDITIONAL_CHUNK):
+            part = net.conditional_logits(chunk).exp().sum(0)            # (L, M_max)
+            total = part if total is None else total + part
+        mean = (total / x.shape[0]).to(torch.float64)
+        for i, name in enumerate(self.kernel.SPECIES):
+            lo, size = int(self.lower[i]), int(net.sizes[i])
+            length = max(len(snap.marginals[name]), lo + size)
+            table = torch.zeros(length, dtype=torch.float64)
+            table[lo:lo + size] = mean[i, :size]
+            snap.marginals[name] = (table / table.sum()).numpy()
 
     def _box_log_probs(self, net) -> torch.Tensor:
         """(S,) float64 log P_theta of ``self.states``: by the network's prefix tree when the
         network's box is this box, else state by state."""
-        box = getattr(net, "lower", None)
-        if (box is not None and box.tolist() == self.lower
-                and (net.lower + net.sizes - 1).tolist() == self.upper):
+        if self._nets_box(net):
             return net.box_log_probs().to(torch.float64)
         return torch.cat([net.log_prob(c) for c in torch.split(self.states, CHUNK)]).to(torch.float64)
 
