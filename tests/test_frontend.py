@@ -188,15 +188,16 @@ def test_example_loads(name):
 
 def test_toggle_and_schlogl2d_examples_are_the_language_md_text():
     assert (ROOT / "examples" / "toggle_switch.crn").read_text(encoding="utf-8") == TOGGLE
-    # the example file runs SSA by default (the paper's ngd settings need hours on a CPU);
-    # apart from its comments and the @solve line it is the LANGUAGE.md text
+    # the example file runs TDVP with rkc steps and smooth heads by default (the paper's ngd
+    # settings need hours on a CPU); apart from its comments and the @solve and @network
+    # lines it is the LANGUAGE.md text
     def model_lines(text):
         return [line for line in text.splitlines()
-                if line.strip() and not line.startswith("#") and not line.startswith("@solve")]
+                if line.strip() and not line.startswith(("#", "@solve", "@network"))]
 
     example = (ROOT / "examples" / "schlogl2d.crn").read_text(encoding="utf-8")
     assert model_lines(example) == model_lines(SCHLOGL2D)
-    assert "@solve(method = ssa" in example
+    assert "@solve(method = tdvp, integrator = rkc" in example
 
 
 def test_example_rates_from_method_md():
