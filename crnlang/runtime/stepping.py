@@ -26,6 +26,7 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from ..errors import CRNSolverError
 from ..vocabulary import INTEGRATORS
+from .networks import unique_row_index
 MAX_STEP_RATE = 2.0            # dt * out(n) above this on most samples: dt is absurd
 MAX_LOG_RATIO = 600.0          # P_t(n - nu)/P_t(n) is capped at e^600 (finite in float64) ...
 FAST_NEIGHBOURS = True         # neighbours' log P with float32 conditionals (NADE; see shifted_log_probs)
@@ -40,16 +41,10 @@ def max_log_ratio(dtype: torch.dtype) -> float:
 # ------------------------------------------------------------------ the local rate
 @functools.lru_cache(maxsize=64)
 def distinct_changes(kernel) -> tuple[torch.Tensor, torch.Tensor]:
-    """(first (U,), inverse (K,)): reaction first[u] has the u-th distinct change vector, and
-    reaction k the change vector of first[inverse[k]]. Reactions with the same change (on a
-    Schlögl site 2X -> 3X and 0 -> X, 3X -> 2X and X -> 0) share their neighbour n - nu."""
-    change = kernel.CHANGE
-    unique, inverse = torch.unique(change, dim=0, return_inverse=True)
-    first = torch.full((unique.shape[0],), change.shape[0], dtype=torch.int64)
-    first = first.scatter_reduce(0, inverse, torch.arange(change.shape[0]), reduce="amin")
-    order = torch.argsort(first)                          # keep the reactions' order
-    rank = torch.empty_like(order).scatter_(0, order, torch.arange(order.numel()))
-    return first[order], rank[inverse]
+    """(first (U,), inverse (K,)): CHANGE[first] are the distinct change vectors and reaction
+    k has CHANGE[first[inverse[k]]] (``unique_row_index``). Reactions with the same change (on
+    a Schlögl site 2X -> 3X and 0 -> X, 3X -> 2X and X -> 0) share their neighbour n - nu."""
+    return unique_row_index(kernel.CHANGE)
 
 
 def shifted_log_probs(net, kernel, x: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,12 +59,11 @@ def shifted_log_probs(net, kernel, x: torch.Tensor, t: float) -> tuple[torch.Ten
         # FAST_NEIGHBOURS: NADE recomputes the neighbours' conditionals in float32 (2.7x
         # faster); log P(n - nu) is then off by ~1e-6, a relative error of 1e-6 in each
         # in-flux term, far below the sampling noise of E(n)
-        if first.numel() < x_prev.shape[1]:
-            _, log_p_prev = net.log_prob_shifted(x, x_prev.index_select(1, first.to(x.device)),
-                                                 fast=FAST_NEIGHBOURS)
+        repeated = first.numel() < x_prev.shape[1]
+        neighbours = x_prev.index_select(1, first.to(x.device)) if repeated else x_prev
+        _, log_p_prev = net.log_prob_shifted(x, neighbours, fast=FAST_NEIGHBOURS)
+        if repeated:
             log_p_prev = log_p_prev.index_select(1, inverse.to(x.device))
-        else:
-            _, log_p_prev = net.log_prob_shifted(x, x_prev, fast=FAST_NEIGHBOURS)
     a_in = a_in.to(log_p_prev.dtype)
     log_p_prev = log_p_prev.masked_fill(a_in <= 0, -math.inf)
     return log_p_prev, a_in
