@@ -92,24 +92,45 @@ def test_birth_death_ngd(birth_death):
     assert max(bd_errors(result)) < 0.01
 
 
-def test_ngd_splits_the_stiff_start_of_the_toggle_switch(toggle):
+@pytest.mark.parametrize("seed", [0, 2])
+def test_ngd_splits_the_stiff_start_of_the_toggle_switch(toggle, seed):
     """ngd at the file's dt = 0.005 from the single-state start: the first steps' targets ask
-    for too large a change of log P and are split into substeps (without: Hellinger 0.30)."""
+    for too large a change of log P and are split into substeps (without: Hellinger 0.30).
+    Seed 2 is where an undamped epoch at lambda 1e-5 threw the network away (0.73; the
+    Levenberg-Marquardt retry of ``ngd_epochs``: 0.0095)."""
     model, kernel = toggle
-    result = run_neural(kernel, model.settings.updated(method="ngd", t_end=0.05, save_every=5, batch=1000))
+    result = run_neural(kernel, model.settings.updated(method="ngd", t_end=0.05, save_every=5, batch=1000,
+                                                       seed=seed))
     assert result.extra["substeps"] > 10 + 20
     errors = fsp_errors(model, result)
     assert errors.max() < 0.03, errors
 
 
-@pytest.mark.slow
-def test_ngd_toggle_switch_to_one_matches_fsp(toggle):
-    """ngd with the file's dt = 0.005 (dt * out up to 0.8 without the split of the step, and
-    then the protein counts ran away by t = 0.9): within 0.05 to t = 1 (measured 0.033)."""
+# the reference's ngd settings (METHOD.md: lr 0.5, 5 epochs, B = 2000) at the file's dt = 0.005
+NGD_REFERENCE = dict(method="ngd", lr=0.5, epochs=5, batch=2000)
+
+
+def test_ngd_at_the_reference_settings_keeps_up_with_fsp(toggle):
+    """Issue 14: ngd at lr = 0.5 fell behind the CME by the 3 % of every step its 5 epochs
+    leave undone (and lambda = 1e-3 left weak directions behind): Hellinger 0.045 of FSP by
+    t = 0.2 before, 0.014 now (``ngd_reach``, lambda 1e-5)."""
     model, kernel = toggle
-    result = run_neural(kernel, model.settings.updated(method="ngd", t_end=1.0, save_every=20))
+    result = run_neural(kernel, model.settings.updated(t_end=0.2, save_every=10, **NGD_REFERENCE))
+    assert result.settings["lam"] == 1e-5
     errors = fsp_errors(model, result)
-    assert errors.max() < 0.05, errors
+    assert errors.max() < 0.02, errors
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lr", [0.5, 1.0])
+def test_ngd_toggle_switch_to_one_matches_fsp(toggle, lr):
+    """ngd with the file's dt = 0.005 to t = 1: every marginal within 0.02 of FSP at every
+    saved time (measured 2 threads: 0.0140 at lr = 0.5, 0.0134 at lr = 1; before this fix
+    0.068 and 0.033, the issue's figures)."""
+    model, kernel = toggle
+    result = run_neural(kernel, model.settings.updated(t_end=1.0, save_every=20, **dict(NGD_REFERENCE, lr=lr)))
+    errors = fsp_errors(model, result)
+    assert errors.max() < 0.02, errors
 
 
 def test_birth_death_adam(birth_death):
