@@ -44,7 +44,7 @@ def birth_death():
 
 
 def bd_settings(model, **changes):
-    base = dict(method="tdvp", dt=1.0, t_end=40.0, batch=1000, save_every=10,
+    base = dict(method="tdvp", integrator="euler", dt=1.0, t_end=40.0, batch=1000, save_every=10,
                 sampling="mixture", reweight=False)
     base.update(changes)
     return model.settings.updated(**base)
