@@ -88,7 +88,7 @@ def ngd_reach(lr: float, epochs: int) -> float:
     and 5 epochs. The next step starts from where this one stopped, so the 3 % is never
     made up: the solution falls behind the CME by 3 % of its motion, step after step (the
     toggle switch to t = 1 at lr = 0.5: Hellinger 0.040 of FSP). The solver therefore aims
-    each step's target at dt / reach, and the epochs then make the move of dt (0.0xx). At
+    each step's target at dt / reach, and the epochs then make the move of dt (0.014 by t = 1). At
     lr = 1 the reach is 1 (the first epoch is the whole Gauss-Newton step)."""
     if not 0.0 < lr < 2.0:
         return 1.0
