@@ -180,6 +180,7 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
     lr = settings.lr
     if method == "adam" and lr == 1.0:       # the shared default suits ngd/tdvp, not Adam
         lr = ADAM_LR
+    reach = ngd_reach(lr, epochs) if method == "ngd" else 1.0     # ngd aims each target at dt / reach
     optimizer = torch.optim.Adam(net.parameters(), lr=lr) if method == "adam" else None
 
     def solve_sr(net_, x, w, values, lam):
@@ -270,7 +271,6 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
                                              place, rkc)
                     extra["substeps"] += substeps - 1
                 else:
-                    reach = ngd_reach(lr, epochs) if method == "ngd" else 1.0
                     n_sub = substeps_needed(net, kernel, sampler, t, dt / reach, settings.batch, generator)
                     h_sub = dt / n_sub
                     for k in range(n_sub):
