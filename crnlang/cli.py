@@ -351,6 +351,10 @@ def format_summary(result, max_rows: int = 12) -> str:
     if result.extra.get("ssa_engine"):
         lines.append(f"  engine: {result.extra['ssa_engine']}, "
                      f"{result.extra.get('events', 0):,} events")
+    if result.extra.get("processes", 1) > 1:
+        lines.append(f"  batch split over {result.extra['processes']} processes"
+                     + (" (each drew the whole batch: CRNLANG_SAME_SAMPLES)"
+                        if result.extra.get("same_samples") else ""))
     if result.extra.get("ignored_settings"):
         lines.append(f"  settings {result.method} does not use: "
                      f"{', '.join(result.extra['ignored_settings'])}")

@@ -256,18 +256,19 @@ def _as_model(model) -> Model:
     raise TypeError(f"expected a Model, .crn text or a path, got {type(model).__name__}")
 
 
-def require_one_process_unless_simulation(method: str) -> None:
-    """Under torchrun only ssa and tau ensembles are split (``crnlang.distributed``); refuse
-    the rest before N processes each do the whole work."""
+def require_splittable(method: str) -> None:
+    """Under torchrun, SSA and tau ensembles are split by runs and the neural methods by
+    samples (``crnlang.distributed``); refuse the rest (FSP) before N processes each do the
+    whole work."""
     from . import distributed
     from .errors import CRNSolverError
 
     size = distributed.world()[1]
-    if size > 1 and method not in SIMULATION_METHODS:
+    if size > 1 and method not in SIMULATION_METHODS and method not in NEURAL:
         raise CRNSolverError(
             f"a distributed run ({size} processes under torchrun) splits SSA and tau-leaping "
-            f"ensembles only; method {method} runs in one process",
-            hint="start it without torchrun, or use --method ssa")
+            f"ensembles and the neural methods; method {method} runs in one process",
+            hint="start it without torchrun, or use --method ssa or a neural method")
 
 
 def solve(model, method: str | None = None, params: dict | None = None, *,
@@ -302,7 +303,7 @@ def solve(model, method: str | None = None, params: dict | None = None, *,
                   else f"{chosen}: from the file's @solve")
     if chosen not in SIMULATION_METHODS:
         require_bounded(model, analysis, chosen)
-    require_one_process_unless_simulation(chosen)
+    require_splittable(chosen)
     start = time.perf_counter()
     unit = {"fsp": "saved times", "ssa": "events", "tau": "events"}.get(chosen, "steps")
     with reporting(progress, chosen, settings.t_end, unit) as reporter:

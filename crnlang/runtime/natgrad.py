@@ -322,6 +322,74 @@ def solve_sr(net: AutoregressiveNet, x: torch.Tensor, weights: torch.Tensor | No
     return delta, SolveInfo(solver, x.shape[0], iterations, misfit / norm if norm > 0 else 0.0)
 
 
+SPLIT_GRAM_LIMIT = 4096   # parameters up to which a distributed solve in parameter space sums
+                          # the P x P normal matrix (128 MB in float64); above, conjugate gradients
+
+
+def solve_sr_split(net: AutoregressiveNet, x: torch.Tensor, weights: torch.Tensor | None,
+                   values: torch.Tensor, lam: float, *, tol: float | None = None,
+                   max_iter: int | None = None) -> torch.Tensor:
+    """``solve_sr``'s delta (P,) for a batch shared by the processes of a distributed run.
+
+    x (B, L), weights (B,) and values (B,) are the whole batch, the same in every process.
+    Each process forms the centred score rows O~_r of its own samples
+    (``distributed.row_slice``, duplicates merged), with the weighted mean score summed
+    over the processes. Then, as ``solve_sr`` chooses in one process:
+
+    * fewer rows than parameters (B < P, sample space): the rows are gathered, each process
+      forms its rows of K = O~ O~^T, the rows of K are gathered, and every process solves
+      (K + lam) u = v~ and forms delta = O~^T u;
+    * otherwise (parameter space): the normal equations (O~^T O~ + lam) delta = O~^T v~
+      summed over the processes (one all-reduce of the P x P matrix while P <=
+      SPLIT_GRAM_LIMIT, then Cholesky), or applied matrix-free by conjugate gradients with
+      one all-reduce of a P-vector per iteration.
+
+    Every process gets the same delta."""
+    from ..distributed import gather_rows, row_slice, sum_over_processes
+
+    if lam <= 0:
+        raise CRNSolverError("the regularisation lambda must be positive", hint="use e.g. lam = 1e-3")
+    dtype = next(net.parameters()).dtype
+    w = _normalised_weights(weights, x.shape[0], dtype, x.device)
+    values = values.to(dtype)
+    if not bool(torch.isfinite(values).all()):
+        raise CRNSolverError("non-finite values (right-hand side) in the natural-gradient solve",
+                             hint="use a smaller dt, or a larger lambda")
+    mean_value = w @ values
+    rows_total = merge_duplicates(x[w > 0], w[w > 0], values[w > 0])[0].shape[0]
+    part = row_slice(x.shape[0])
+    x_r, w_r, v_r = x[part], w[part], values[part]
+    keep = w_r > 0
+    x_r, w_r, v_r = merge_duplicates(x_r[keep], w_r[keep], v_r[keep])
+    n_parameters = sum(p.numel() for p in net.parameters())
+    with torch.no_grad():
+        O = dense_scores(net, x_r).to(dtype) if x_r.shape[0] else torch.zeros(0, n_parameters, dtype=dtype)
+        mean_score = sum_over_processes(w_r @ O)                                  # (P,)
+        sw = w_r.sqrt()
+        O_tilde = sw[:, None] * (O - mean_score)                                  # (B_r, P)
+        v_tilde = sw * (v_r - mean_value)                                         # (B_r,)
+        if rows_total < n_parameters:
+            O_all = gather_rows(O_tilde)                                          # (B_m, P)
+            K = gather_rows(O_tilde @ O_all.t())                                  # (B_m, B_m)
+            K.diagonal().add_(lam)
+            u = _cholesky_solve(K, gather_rows(v_tilde), "sample-space")
+            delta = O_all.t() @ u
+        elif n_parameters <= SPLIT_GRAM_LIMIT:
+            A = sum_over_processes(O_tilde.t() @ O_tilde)
+            A.diagonal().add_(lam)
+            delta = _cholesky_solve(A, sum_over_processes(O_tilde.t() @ v_tilde), "natural-gradient")
+        else:
+            if tol is None:
+                tol = 1e-10 if dtype == torch.float64 else 1e-5
+            delta, _ = conjugate_gradient(
+                lambda d: sum_over_processes(O_tilde.t() @ (O_tilde @ d)) + lam * d,
+                sum_over_processes(O_tilde.t() @ v_tilde), tol, max_iter or min(10 * x.shape[0], 2000))
+    if not bool(torch.isfinite(delta).all()):
+        raise CRNSolverError("the natural-gradient update (delta theta) is not finite",
+                             hint="use a smaller dt, or a larger lambda")
+    return delta
+
+
 @dataclass(frozen=True)
 class SolveInfo:
     """What ``solve_sr(..., return_info=True)`` reports besides delta."""

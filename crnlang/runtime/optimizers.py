@@ -18,6 +18,7 @@ import math
 
 import torch
 
+from ..distributed import row_slice, sum_over_processes, world
 from .stepping import StepPlace, check_finite, get_theta, log_target, set_theta, weighted_rms
 
 ADAM_LR = 1e-3          # the adam learning rate when the model leaves lr at its default (1.0)
@@ -67,17 +68,34 @@ def adam_epochs(net, optimizer, kernel, sampler, t: float, dt: float, batch: int
     for _ in range(epochs):
         x, w = sampler.draw(net, batch, generator)
         target = log_target(frozen, kernel, x, t, dt)
-        log_p = net.log_prob(x)
-        loss = log_p.detach() - target
+        part = row_slice(x.shape[0])          # (all rows in one process; a share under torchrun)
+        log_p = net.log_prob(x[part])
+        if log_p.shape[0] == x.shape[0]:
+            loss = log_p.detach() - target
+        else:
+            with torch.no_grad():
+                loss = net.log_prob(x) - target
         check_finite(loss, "the loss", place)
         centred = loss - (w * loss).sum() / w.sum()
-        surrogate = (w * centred * log_p).mean()
+        surrogate = (w[part] * centred[part] * log_p).sum() / x.shape[0]
         optimizer.zero_grad(set_to_none=True)
         surrogate.backward()
+        sum_gradients(net)                    # the processes' shares: the whole batch's gradient
         optimizer.step()
         loss_value = float((w * loss).sum() / w.sum())
     check_finite(get_theta(net), "the network parameters", place)
     return loss_value
+
+
+def sum_gradients(net) -> None:
+    """Sum the parameters' gradients over the processes of a distributed run (one
+    all-reduce of the flattened gradient); nothing in one process."""
+    grads = [p.grad for p in net.parameters() if p.grad is not None]
+    if world()[1] == 1 or not grads:
+        return
+    flat = sum_over_processes(torch.cat([g.reshape(-1) for g in grads]))
+    for g, piece in zip(grads, torch.split(flat, [g.numel() for g in grads])):
+        g.copy_(piece.view_as(g))
 
 
 def ngd_reach(lr: float, epochs: int) -> float:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..distributed import draw_split
 from ..vocabulary import PROPOSALS
 
 DEFENSIVE_SHARE = 0.5     # fraction of a defensive batch drawn from the alpha proposal
@@ -65,43 +66,41 @@ class Sampler:
         return None
 
     def draw(self, net, n: int, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """n samples and their importance weights: ((n, L) int64, (n,) float, mean 1)."""
+        """n samples and their importance weights: ((n, L) int64, (n,) float, mean 1).
+        Under torchrun each process proposes its share of the n (``distributed.draw_split``)
+        and every process weighs the whole batch, so all of them hold the same samples."""
+        x = draw_split(self.propose, net, n, generator)
+        return x, self.weigh(net, x)
+
+    def propose(self, net, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        """(n, L) int64 samples of the proposal q."""
         if self.kind == "plain":
-            x = net.sample(n, generator)
-            return x, torch.ones(n, dtype=_dtype(net), device=x.device)
+            return net.sample(n, generator)
         if self.kind == "mixture":
             n_uniform = min(n, int(round(self.uniform * n)))
-            x = torch.cat([net.sample(n - n_uniform, generator),
-                           uniform_box(net, n_uniform, generator)])
-            if not self.reweight:
-                return x, torch.ones(n, dtype=_dtype(net), device=x.device)
-            with torch.no_grad():
-                log_p = net.log_prob(x)
+            return torch.cat([net.sample(n - n_uniform, generator), uniform_box(net, n_uniform, generator)])
+        if self.kind == "defensive":
+            n_alpha = min(n, int(round(DEFENSIVE_SHARE * n)))
+            return torch.cat([net.sample(n - n_alpha, generator),
+                              net.sample(n_alpha, generator, self.transform())])
+        return net.sample(n, generator, self.transform())
+
+    def weigh(self, net, x: torch.Tensor) -> torch.Tensor:
+        """(n,) importance weights P_theta / q of samples x (n, L) of ``propose``, mean 1."""
+        if self.kind == "plain" or not self.reweight:
+            return torch.ones(x.shape[0], dtype=_dtype(net), device=x.device)
+        with torch.no_grad():
+            log_p = net.log_prob(x)
+            if self.kind == "mixture":
                 log_q = torch.logaddexp(log_p + math.log1p(-self.uniform) if self.uniform < 1
                                         else torch.full_like(log_p, -math.inf),
                                         torch.full_like(log_p, math.log(self.uniform) - log_box_size(net)))
-            return x, importance_weights(log_p - log_q)
-        if self.kind == "defensive":
-            return self._draw_defensive(net, n, generator)
-        transform = self.transform()
-        x = net.sample(n, generator, transform)
-        if not self.reweight:
-            return x, torch.ones(n, dtype=_dtype(net), device=x.device)
-        with torch.no_grad():
-            log_w = net.log_prob(x) - net.proposal_log_prob(x, transform)
-        return x, importance_weights(log_w)
-
-    def _draw_defensive(self, net, n: int, generator):
-        transform = self.transform()
-        n_alpha = min(n, int(round(DEFENSIVE_SHARE * n)))
-        x = torch.cat([net.sample(n - n_alpha, generator), net.sample(n_alpha, generator, transform)])
-        if not self.reweight:
-            return x, torch.ones(n, dtype=_dtype(net), device=x.device)
-        with torch.no_grad():
-            log_p = net.log_prob(x)
-            log_q = torch.logaddexp(log_p + math.log1p(-DEFENSIVE_SHARE),
-                                    net.proposal_log_prob(x, transform) + math.log(DEFENSIVE_SHARE))
-        return x, importance_weights(log_p - log_q)
+            elif self.kind == "defensive":
+                log_q = torch.logaddexp(log_p + math.log1p(-DEFENSIVE_SHARE),
+                                        net.proposal_log_prob(x, self.transform()) + math.log(DEFENSIVE_SHARE))
+            else:
+                log_q = net.proposal_log_prob(x, self.transform())
+        return importance_weights(log_p - log_q)
 
 
 def importance_weights(log_w: torch.Tensor) -> torch.Tensor:
@@ -135,10 +134,11 @@ class SpreadingStart:
     spread: bool = False
 
     def draw(self, net, n: int, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """As ``Sampler.draw``: the phase is decided on the whole batch, the same in every process."""
         if self.spread:
             return Sampler("defensive", alpha=self.alpha).draw(net, n, generator)
         transform = alpha_transform(self.alpha)
-        x = net.sample(n, generator, transform)
+        x = draw_split(lambda net_, n_, gen: net_.sample(n_, gen, transform), net, n, generator)
         with torch.no_grad():
             log_w = net.log_prob(x) - net.proposal_log_prob(x, transform)
         log_w = log_w - log_w.max()

@@ -17,6 +17,7 @@ import time
 
 import torch
 
+from .. import distributed
 from ..errors import CRNAnalysisError, CRNSolverError, did_you_mean
 from ..model.grid import save_steps
 from ..progress import as_progress, is_started
@@ -29,7 +30,7 @@ from .optimizers import ADAM_LR, adam_epochs, fit_initial, ngd_epochs, ngd_reach
 from .implicit import IMPLICIT_TOL, ImplicitStepper, implicit_step
 from .rare import rare_estimate
 from .sampling import Sampler, SpreadingStart
-from .stepping import TDVP, RKCControl, StepPlace, adaptive_step, fixed_step
+from .stepping import TDVP, RKCControl, StepPlace, adaptive_step, fixed_step, get_theta
 
 DEFAULT_EPOCHS = {"adam": 100, "ngd": 5, "tdvp": 1}
 DEFAULT_LAMBDA = {"adam": 1e-3, "ngd": 1e-5, "tdvp": 1e-5}
@@ -84,6 +85,27 @@ def check_resumable(saved: dict, now: dict, step: int) -> None:
     raise CRNSolverError(f"the checkpoint was written with other settings: {shown}",
                          hint="resume with the checkpoint's settings (only t_end may grow), or "
                               "start afresh without --resume")
+
+
+def check_splittable(settings, processes: int) -> None:
+    """Refuse what a distributed neural solve cannot split (CRNSolverError)."""
+    if settings.integrator == "implicit":
+        raise CRNSolverError("integrator = implicit runs in one process only (its error estimate "
+                             "draws samples of its own in every process)",
+                             hint="use integrator = rkc, heun or adaptive under torchrun, or run one process")
+    if int(settings.batch) < processes:
+        raise CRNSolverError(f"batch = {settings.batch} is smaller than the {processes} processes",
+                             hint=f"use a batch of at least {processes} (ideally thousands per process)")
+
+
+def rank_generator_state(state: dict, rank: int, processes: int) -> torch.Tensor:
+    """This process's generator state from a checkpoint (one per rank in a distributed one)."""
+    saved = int(state.get("processes", 1))
+    if saved != processes:
+        raise CRNSolverError(f"the checkpoint was written by {saved} process(es), this run has {processes}",
+                             hint=f"resume with {saved} process(es) (torchrun --nproc_per_node={saved}), "
+                                  "or start afresh without --resume")
+    return state["rng_by_rank"][rank] if "rng_by_rank" in state else state["rng"]
 
 
 def check_bounded(kernel) -> None:
@@ -162,12 +184,15 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
     this call (stands in for a killed run in tests). The edge mass is watched on the
     kernel's DECLARED_UPPER (a bound that a conservation law implies is no truncation).
     """
-    from .natgrad import solve_sr as _solve_sr
+    from .natgrad import solve_sr as _solve_sr, solve_sr_split
     from .networks import make_network
 
     wall_start = time.perf_counter()
     _solver_settings(settings)
     check_bounded(kernel)
+    rank, processes = distributed.world()
+    if processes > 1:
+        check_splittable(settings, processes)
     method, dtype = settings.method, DTYPES[settings.dtype]
     lower, upper = [int(v) for v in kernel.LOWER], [int(v) for v in kernel.UPPER]
     check_network_memory(lower, upper, settings)
@@ -184,6 +209,8 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
     optimizer = torch.optim.Adam(net.parameters(), lr=lr) if method == "adam" else None
 
     def solve_sr(net_, x, w, values, lam):
+        if processes > 1:
+            return solve_sr_split(net_, x, w, values, lam)
         return _solve_sr(net_, x, w, values, lam, solver=solver)
 
     tdvp = TDVP(kernel, sampler, solve_sr, settings.batch, settings.lam,
@@ -204,7 +231,7 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
         net.load_state_dict(state["net"])
         if optimizer is not None:
             optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["rng"])
+        generator.set_state(rank_generator_state(state, rank, processes))
         estimator.generator.set_state(state["estimator_rng"])
         step, t, h = state["step"], state["t"], state["h"]
         if isinstance(sampler, SpreadingStart):
@@ -217,6 +244,8 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
         extra.update({"losses": [], "substeps": 0, "method": method, "step_seconds": 0.0})
         step, t, h = 0, 0.0, dt
         snapshots = [estimator.snapshot(net, 0.0)]
+        if processes > 1 and not distributed.same_samples():    # each process its own samples
+            generator.manual_seed(int(settings.seed) + 1_000_003 * (rank + 1))
 
     velocities_before = extra.get("velocities", 0)
 
@@ -225,13 +254,19 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
     def checkpoint(force: bool = True) -> None:
         """Write the checkpoint; with ``force=False`` only CHECKPOINT_SECONDS after the last."""
         extra["velocities"] = velocities_before + tdvp.evaluations
-        if checkpoint_dir is None or (not force and time.perf_counter() - last_checkpoint[0] < CHECKPOINT_SECONDS):
-            return
+        distributed.check_in_step(get_theta(net), step)
+        if checkpoint_dir is None or (not force and processes == 1
+                                      and time.perf_counter() - last_checkpoint[0] < CHECKPOINT_SECONDS):
+            return      # (a distributed run writes at every save: the processes decide alike)
         last_checkpoint[0] = time.perf_counter()
+        states = distributed.gather_states(generator.get_state())
+        if not distributed.is_main():
+            return
         save_checkpoint(checkpoint_dir, {
             "settings": settings.to_dict(), "net": net.state_dict(),
             "optimizer": optimizer.state_dict() if optimizer is not None else None,
-            "rng": generator.get_state(), "estimator_rng": estimator.generator.get_state(),
+            "rng": states[0], "rng_by_rank": states, "processes": processes,
+            "estimator_rng": estimator.generator.get_state(),
             "step": step, "t": t, "h": h, "snapshots": [s.to_state() for s in snapshots],
             "extra": extra, "rkc": rkc.to_state()})
 
@@ -285,6 +320,8 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
                 step += 1
                 extra["substeps"] += 1
                 extra["step_seconds"] += time.perf_counter() - tick
+                if processes > 1 and step % distributed.CHECK_EVERY == 0:
+                    distributed.check_in_step(get_theta(net), step)
                 reporter.update(step * dt, step, **({"loss": extra["losses"][-1]} if extra["losses"] else {}))
             t = step * dt
         if getattr(sampler, "spread", False) and extra.get("spread_at") is None:
@@ -302,6 +339,8 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
         reporter.close()
 
     extra["velocities"] = velocities_before + tdvp.evaluations
+    if processes > 1:
+        extra.update(processes=processes, same_samples=distributed.same_samples())
     if settings.integrator == "rkc" and rkc.rho is not None:
         extra["rkc"] = {"spectral_radius": rkc.rho, "most_stages": rkc.most_stages,
                         "estimates": rkc.estimates, "refreshes": rkc.refreshes}

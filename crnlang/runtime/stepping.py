@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
+from ..distributed import by_rows
 from ..errors import CRNSolverError
 from ..vocabulary import INTEGRATORS
 from .networks import unique_row_index
@@ -71,7 +72,12 @@ def shifted_log_probs(net, kernel, x: torch.Tensor, t: float) -> tuple[torch.Ten
 
 def local_rate(net, kernel, x: torch.Tensor, t: float,
                log_p: torch.Tensor | None = None) -> torch.Tensor:
-    """(B, L) states -> (B,) E(n) of the distribution ``net`` (treated as frozen)."""
+    """(B, L) states -> (B,) E(n) of the distribution ``net`` (treated as frozen); in a
+    distributed run each process computes its own rows (``distributed.by_rows``)."""
+    return by_rows(_local_rate_rows, x, log_p, net=net, kernel=kernel, t=t)
+
+
+def _local_rate_rows(x, log_p, *, net, kernel, t):
     with torch.no_grad():
         if log_p is None:
             log_p = net.log_prob(x)
@@ -89,19 +95,26 @@ def log_target(net, kernel, x: torch.Tensor, t: float, dt: float,
     stay(n) = 1 - dt out(n), the Euler step, where that is at least 1/2; where dt is too
     large for it (dt out(n) > 1/2: states far out in the box, e.g. the uniform part of a
     mixture proposal on a stiff model) it is exp(-dt out(n)), the same to first order and
-    never negative. Computed as one logsumexp so tiny P_t cannot overflow.
+    never negative. Computed as one logsumexp so tiny P_t cannot overflow. In a
+    distributed run each process computes its own rows (``distributed.by_rows``).
     """
     with torch.no_grad():
-        if log_p is None:
-            log_p = net.log_prob(x)
-        log_p_prev, a_in = shifted_log_probs(net, kernel, x, t)
-        out = kernel.out_rates(x, t).to(log_p.dtype).sum(-1)
+        out = kernel.out_rates(x, t).to(torch.float64).sum(-1)
         too_large = dt * out > MAX_STEP_RATE
         if float(too_large.to(torch.float64).mean()) > 0.5:
             raise CRNSolverError(
                 f"dt = {dt:g} is far too large: dt * (total out-rate) exceeds {MAX_STEP_RATE:g} on "
                 f"{float(too_large.double().mean()):.1%} of the samples (out-rate up to {float(out.max()):.4g})",
                 hint=f"use dt below {MAX_STEP_RATE / float(out.median()):.3g}, or the tdvp method")
+    return by_rows(_log_target_rows, x, log_p, net=net, kernel=kernel, t=t, dt=dt)
+
+
+def _log_target_rows(x, log_p, *, net, kernel, t, dt):
+    with torch.no_grad():
+        if log_p is None:
+            log_p = net.log_prob(x)
+        log_p_prev, a_in = shifted_log_probs(net, kernel, x, t)
+        out = kernel.out_rates(x, t).to(log_p.dtype).sum(-1)
         euler = 1.0 - dt * out
         log_stay = torch.where(euler >= 0.5, torch.log(euler.clamp(min=0.5)), -dt * out)
         terms = torch.cat([(log_p + log_stay)[:, None],
