@@ -97,20 +97,8 @@ def take_share(x: torch.Tensor, runs: int, gen: torch.Generator, seed: int):
 
 def gather_runs(rows: torch.Tensor, runs: int) -> torch.Tensor:
     """Every rank's (n_r, ...) rows of ``run_slice`` -> the (runs, ...) whole, on every rank."""
-    rank, size = world()
-    if size == 1:
-        return rows
-    dist = torch.distributed
-    widest = -(-int(runs) // size)
-    padded = torch.zeros((widest,) + tuple(rows.shape[1:]), dtype=rows.dtype)
-    padded[:rows.shape[0]] = rows
-    parts = [torch.empty_like(padded) for _ in range(size)]
-    dist.all_gather(parts, padded)
-    pieces = []
-    for r, part in enumerate(parts):
-        lo, hi = run_slice_of(r, size, runs)
-        pieces.append(part[:hi - lo])
-    return torch.cat(pieces)
+    size = world()[1]
+    return gather_rows(rows, [hi - lo for lo, hi in (run_slice_of(r, size, runs) for r in range(size))])
 
 
 def total(value: int) -> int:
@@ -149,20 +137,22 @@ def by_rows(fn, x: torch.Tensor, *rows: torch.Tensor | None, **kwargs) -> torch.
     return gather_runs(mine.cpu(), x.shape[0]).to(mine.device)
 
 
-def gather_rows(rows: torch.Tensor) -> torch.Tensor:
-    """Every process's (n_r, ...) rows, n_r free, concatenated in rank order on every process."""
+def gather_rows(rows: torch.Tensor, sizes: list[int] | None = None) -> torch.Tensor:
+    """Every process's (n_r, ...) rows concatenated in rank order, on every process.
+    ``sizes``: every process's n_r when known (``gather_runs``); else they are gathered first."""
     size = world()[1]
     if size == 1:
         return rows
     dist = torch.distributed
-    counts = [torch.zeros(1, dtype=torch.int64) for _ in range(size)]
-    dist.all_gather(counts, torch.tensor([rows.shape[0]], dtype=torch.int64))
-    widest = max(int(c) for c in counts)
-    padded = rows.new_zeros((widest,) + tuple(rows.shape[1:]))
+    if sizes is None:
+        counts = [torch.zeros(1, dtype=torch.int64) for _ in range(size)]
+        dist.all_gather(counts, torch.tensor([rows.shape[0]], dtype=torch.int64))
+        sizes = [int(c) for c in counts]
+    padded = rows.new_zeros((max(sizes),) + tuple(rows.shape[1:]))
     padded[:rows.shape[0]] = rows
     parts = [torch.empty_like(padded) for _ in range(size)]
     dist.all_gather(parts, padded)
-    return torch.cat([part[:int(c)] for part, c in zip(parts, counts)])
+    return torch.cat([part[:n] for part, n in zip(parts, sizes)])
 
 
 def sum_over_processes(tensor: torch.Tensor) -> torch.Tensor:
@@ -195,9 +185,6 @@ def check_in_step(theta: torch.Tensor, step: int) -> None:
 
 
 def gather_states(state: torch.Tensor) -> list[torch.Tensor]:
-    """Every process's generator state (uint8 tensors of equal length), in rank order."""
-    if world()[1] == 1:
-        return [state]
-    parts = [torch.empty_like(state) for _ in range(world()[1])]
-    torch.distributed.all_gather(parts, state.contiguous())
-    return parts
+    """Every process's generator state (uint8 tensors of equal length), in rank order, each
+    in storage of its own (Generator.set_state of a row view of the gathered whole crashed)."""
+    return [row.clone() for row in gather_rows(state.unsqueeze(0))]

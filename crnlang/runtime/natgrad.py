@@ -275,17 +275,10 @@ def solve_sr(net: AutoregressiveNet, x: torch.Tensor, weights: torch.Tensor | No
     """
     if solver not in SOLVERS:
         raise CRNSolverError(f"unknown linear solver '{solver}'", hint=f"use one of {', '.join(SOLVERS)}")
-    if lam <= 0:
-        raise CRNSolverError("the regularisation lambda must be positive", hint="use e.g. lam = 1e-3")
-    dtype = net.V.dtype
     if x.ndim != 2 or x.shape[0] == 0 or values.shape != (x.shape[0],):
         raise ValueError(f"solve_sr needs x (B, L) with B >= 1 and values (B,), got "
                          f"{tuple(x.shape)} and {tuple(values.shape)}")
-    w = _normalised_weights(weights, x.shape[0], dtype, x.device)
-    values = values.to(dtype)
-    if not bool(torch.isfinite(values).all()):
-        raise CRNSolverError("non-finite values (right-hand side) in the natural-gradient solve",
-                             hint="use a smaller dt, or a larger lambda")
+    w, values = _checked_inputs(net, x, weights, values, lam)
     centred = values - w @ values
     norm = float(w @ (centred * centred))                 # ||v~||^2 over all samples
     if merge:
@@ -345,23 +338,17 @@ def solve_sr_split(net: AutoregressiveNet, x: torch.Tensor, weights: torch.Tenso
       one all-reduce of a P-vector per iteration.
 
     Every process gets the same delta."""
-    from ..distributed import gather_rows, row_slice, sum_over_processes
+    from ..distributed import gather_rows, row_slice, sum_over_processes, total
 
-    if lam <= 0:
-        raise CRNSolverError("the regularisation lambda must be positive", hint="use e.g. lam = 1e-3")
-    dtype = next(net.parameters()).dtype
-    w = _normalised_weights(weights, x.shape[0], dtype, x.device)
-    values = values.to(dtype)
-    if not bool(torch.isfinite(values).all()):
-        raise CRNSolverError("non-finite values (right-hand side) in the natural-gradient solve",
-                             hint="use a smaller dt, or a larger lambda")
+    w, values = _checked_inputs(net, x, weights, values, lam)
+    dtype = w.dtype
     mean_value = w @ values
-    rows_total = merge_duplicates(x[w > 0], w[w > 0], values[w > 0])[0].shape[0]
     part = row_slice(x.shape[0])
     x_r, w_r, v_r = x[part], w[part], values[part]
     keep = w_r > 0
     x_r, w_r, v_r = merge_duplicates(x_r[keep], w_r[keep], v_r[keep])
-    n_parameters = sum(p.numel() for p in net.parameters())
+    rows_total = total(x_r.shape[0])             # the rows of the gathered sample-space system
+    n_parameters = net.n_parameters()
     with torch.no_grad():
         O = dense_scores(net, x_r).to(dtype) if x_r.shape[0] else torch.zeros(0, n_parameters, dtype=dtype)
         mean_score = sum_over_processes(w_r @ O)                                  # (P,)
@@ -432,6 +419,20 @@ def _auto_solver(net: AutoregressiveNet, rows: int) -> str:
     if isinstance(net, NADE) and rows < net.n_parameters():
         return "mixed" if net.V.dtype == torch.float64 and rows >= MIXED_ROWS else "structured"
     return "cholesky"
+
+
+def _checked_inputs(net, x, weights, values, lam) -> tuple[torch.Tensor, torch.Tensor]:
+    """(w (B,) normalised to sum 1, values (B,)) in the network's dtype, after refusing a
+    non-positive lam and non-finite values (CRNSolverError)."""
+    if lam <= 0:
+        raise CRNSolverError("the regularisation lambda must be positive", hint="use e.g. lam = 1e-3")
+    dtype = next(net.parameters()).dtype
+    w = _normalised_weights(weights, x.shape[0], dtype, x.device)
+    values = values.to(dtype)
+    if not bool(torch.isfinite(values).all()):
+        raise CRNSolverError("non-finite values (right-hand side) in the natural-gradient solve",
+                             hint="use a smaller dt, or a larger lambda")
+    return w, values
 
 
 def _normalised_weights(weights, B, dtype, device) -> torch.Tensor:

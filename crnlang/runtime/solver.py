@@ -254,7 +254,8 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
     def checkpoint(force: bool = True) -> None:
         """Write the checkpoint; with ``force=False`` only CHECKPOINT_SECONDS after the last."""
         extra["velocities"] = velocities_before + tdvp.evaluations
-        distributed.check_in_step(get_theta(net), step)
+        if processes > 1:
+            distributed.check_in_step(get_theta(net), step)
         if checkpoint_dir is None or (not force and processes == 1
                                       and time.perf_counter() - last_checkpoint[0] < CHECKPOINT_SECONDS):
             return      # (a distributed run writes at every save: the processes decide alike)

@@ -99,22 +99,21 @@ def log_target(net, kernel, x: torch.Tensor, t: float, dt: float,
     distributed run each process computes its own rows (``distributed.by_rows``).
     """
     with torch.no_grad():
-        out = kernel.out_rates(x, t).to(torch.float64).sum(-1)
+        out = kernel.out_rates(x, t).to(next(net.parameters()).dtype).sum(-1)
         too_large = dt * out > MAX_STEP_RATE
         if float(too_large.to(torch.float64).mean()) > 0.5:
             raise CRNSolverError(
                 f"dt = {dt:g} is far too large: dt * (total out-rate) exceeds {MAX_STEP_RATE:g} on "
                 f"{float(too_large.double().mean()):.1%} of the samples (out-rate up to {float(out.max()):.4g})",
                 hint=f"use dt below {MAX_STEP_RATE / float(out.median()):.3g}, or the tdvp method")
-    return by_rows(_log_target_rows, x, log_p, net=net, kernel=kernel, t=t, dt=dt)
+    return by_rows(_log_target_rows, x, log_p, out, net=net, kernel=kernel, t=t, dt=dt)
 
 
-def _log_target_rows(x, log_p, *, net, kernel, t, dt):
+def _log_target_rows(x, log_p, out, *, net, kernel, t, dt):
     with torch.no_grad():
         if log_p is None:
             log_p = net.log_prob(x)
         log_p_prev, a_in = shifted_log_probs(net, kernel, x, t)
-        out = kernel.out_rates(x, t).to(log_p.dtype).sum(-1)
         euler = 1.0 - dt * out
         log_stay = torch.where(euler >= 0.5, torch.log(euler.clamp(min=0.5)), -dt * out)
         terms = torch.cat([(log_p + log_stay)[:, None],
