@@ -63,6 +63,8 @@ def solve(model, method: str | None = None, **settings):
 
     ``settings`` are ``@solve``/``@network``/``@sampling`` keys (``t_end``, ``dt``, ``batch``,
     ``seed``, ``lambda`` ...) and override the file; ``params={"c1": 3.0}`` overrides parameters.
+    ``device="cpu" | "cuda" | "cuda:N" | "auto"`` (default auto: the GPU when torch sees one,
+    for the neural methods and tau-leaping; FSP and, under auto, SSA run on the CPU).
     """
     from .dispatch import solve as _solve
 

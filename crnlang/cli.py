@@ -205,15 +205,18 @@ def _load_with_overrides(file, assignments):
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar or progress lines")
 @click.option("--threads", type=click.IntRange(min=1), metavar="N",
               help="torch intra-op threads (default: torch's own choice)")
+@click.option("--device", default="auto", show_default=True, metavar="cpu|cuda|cuda:N|auto",
+              help="where the solve runs (auto: the GPU when there is one, for the neural "
+                   "methods and tau; FSP and SSA stay on the CPU)")
 @guarded
-def solve(file, method, assignments, out, resume, no_plots, quiet, threads):
+def solve(file, method, assignments, out, resume, no_plots, quiet, threads, device):
     """Solve the CME of FILE and write summary.json, results.npz and plots."""
     model, settings = _load_with_overrides(file, assignments)
     method = method or settings.pop("method", None)       # --method wins over --set method=
     out_dir = Path(out) if out else Path("out") / model.name
     check_writable(out_dir)
     _set_threads(threads)
-    solve_and_write(model, out_dir, no_plots, quiet, method=method,
+    solve_and_write(model, out_dir, no_plots, quiet, method=method, device=device,
                     checkpoint_dir=out_dir / "checkpoint", resume=resume, **settings)
 
 
@@ -285,8 +288,10 @@ def _save_without_plots(result, out_dir):
 @click.option("--out", type=click.Path(file_okay=False), help="output folder (default out/<model>/ssa)")
 @click.option("--no-plots", is_flag=True, help="skip the PNG plots")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar or progress lines")
+@click.option("--device", default="auto", show_default=True, metavar="cpu|cuda|cuda:N|auto",
+              help="where the runs are simulated (auto: the CPU's compiled engine)")
 @guarded
-def simulate(file, runs, seed, assignments, out, no_plots, quiet):
+def simulate(file, runs, seed, assignments, out, no_plots, quiet, device):
     """Gillespie simulation (SSA) of FILE: means, variances and histograms over RUNS."""
     model, settings = _load_with_overrides(file, assignments)
     settings.pop("method", None)                          # simulate is always ssa
@@ -296,7 +301,7 @@ def simulate(file, runs, seed, assignments, out, no_plots, quiet):
     out_dir = Path(out) if out else Path("out") / model.name / "ssa"
     check_writable(out_dir)
     _set_threads(None)
-    solve_and_write(model, out_dir, no_plots, quiet, method="ssa", **settings)
+    solve_and_write(model, out_dir, no_plots, quiet, method="ssa", device=device, **settings)
 
 
 @cli.command("import")
@@ -348,6 +353,8 @@ def format_summary(result, max_rows: int = 12) -> str:
              f"({len(result.times)} saved times), {result.wall_seconds:.1f} s"]
     if result.extra.get("method_reason"):
         lines.append(f"  method: {result.extra['method_reason']}")
+    if result.extra.get("device", "cpu") != "cpu":
+        lines.append(f"  device: {result.extra['device']}")
     if result.extra.get("ssa_engine"):
         lines.append(f"  engine: {result.extra['ssa_engine']}, "
                      f"{result.extra.get('events', 0):,} events")

@@ -128,20 +128,20 @@ def solve_fsp(model: Model, max_states: int | None = None, kernel=None, progress
                             max_states, progress)
 
 
-def solve_ssa(model: Model, kernel=None, progress=None):
+def solve_ssa(model: Model, kernel=None, progress=None, device="cpu"):
     """``settings.batch`` SSA runs of ``model`` (see ``reference.ssa``)."""
     from .reference.ssa import solve_ssa_kernel
 
     return solve_ssa_kernel(compile(model) if kernel is None else kernel, model.settings,
-                            progress=progress)
+                            device=str(device), progress=progress)
 
 
-def solve_tau(model: Model, kernel=None, progress=None):
+def solve_tau(model: Model, kernel=None, progress=None, device="cpu"):
     """``settings.batch`` tau-leaping runs of ``model`` (see ``reference.tau``)."""
     from .reference.tau import solve_tau_kernel
 
     return solve_tau_kernel(compile(model) if kernel is None else kernel, model.settings,
-                            progress=progress)
+                            device=str(device), progress=progress)
 
 
 def simulate(model: Model, runs: int | None = None, seed: int | None = None,
@@ -153,12 +153,23 @@ def simulate(model: Model, runs: int | None = None, seed: int | None = None,
 
 
 def solve_neural(model: Model, checkpoint_dir=None, resume: bool = False, progress=False,
-                 kernel=None):
+                 kernel=None, device="cpu"):
     """The neural solve of ``model`` with its settings' method (see ``runtime.solver``)."""
     from .runtime.solver import run_neural
 
     return run_neural(compile(model) if kernel is None else kernel, model.settings, checkpoint_dir=checkpoint_dir,
-                      resume=resume, progress=progress)
+                      resume=resume, progress=progress, device=device)
+
+
+def device_for(method: str, device) -> str:
+    """Where ``method`` runs for ``device`` (cpu, cuda, cuda:N or auto): FSP always on the
+    CPU (scipy); ``auto`` is the GPU, when torch sees one, for the neural methods and
+    tau-leaping, and the CPU for SSA, whose compiled engine runs there."""
+    from .runtime.devices import resolve_device
+
+    if method == "fsp" or (method == "ssa" and str(device or "auto") == "auto"):
+        return "cpu"
+    return str(resolve_device(device))
 
 
 # ---------------------------------------------------------------- the method
@@ -273,10 +284,11 @@ def require_splittable(method: str) -> None:
 
 def solve(model, method: str | None = None, params: dict | None = None, *,
           checkpoint_dir=None, resume: bool = False, progress: bool = False, cache_dir=None,
-          **overrides):
+          device: str = "auto", **overrides):
     """See ``crnlang.solve``. ``checkpoint_dir``/``resume``/``progress`` apply to the neural
     methods (a killed run continues from its last checkpoint with ``resume=True``);
-    ``cache_dir``: where the compiled kernel is kept (default ``default_cache_dir()``)."""
+    ``cache_dir``: where the compiled kernel is kept (default ``default_cache_dir()``);
+    ``device``: cpu, cuda, cuda:N or auto (``device_for``)."""
     model = _as_model(model)
     if params:
         from .model.params import with_params
@@ -304,20 +316,22 @@ def solve(model, method: str | None = None, params: dict | None = None, *,
     if chosen not in SIMULATION_METHODS:
         require_bounded(model, analysis, chosen)
     require_splittable(chosen)
+    where = device_for(chosen, device)
     start = time.perf_counter()
     unit = {"fsp": "saved times", "ssa": "events", "tau": "events"}.get(chosen, "steps")
     with reporting(progress, chosen, settings.t_end, unit) as reporter:
         if chosen == "fsp":
             result = solve_fsp(model, kernel=kernel, progress=reporter)
         elif chosen == "ssa":
-            result = solve_ssa(model, kernel=kernel, progress=reporter)
+            result = solve_ssa(model, kernel=kernel, progress=reporter, device=where)
         elif chosen == "tau":
-            result = solve_tau(model, kernel=kernel, progress=reporter)
+            result = solve_tau(model, kernel=kernel, progress=reporter, device=where)
         else:
             result = solve_neural(model, checkpoint_dir=checkpoint_dir, resume=resume,
-                                  progress=reporter, kernel=kernel)
+                                  progress=reporter, kernel=kernel, device=where)
     result.warnings.extend(rate_warnings)
     result.extra["method_reason"] = reason
+    result.extra["device"] = where
     ignored = ignored_settings(settings, chosen)
     if ignored:
         result.extra["ignored_settings"] = ignored

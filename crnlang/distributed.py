@@ -4,7 +4,7 @@
     srun torchrun --nnodes=$SLURM_NNODES ... -m crnlang solve FILE
 
 torchrun sets RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT; ``start_from_environment``
-joins the process group they describe (gloo on CPU, nccl on CUDA). Outside torchrun nothing
+joins the process group they describe (gloo for CPU tensors, nccl for CUDA ones). Outside torchrun nothing
 here does anything: ``world()`` is (0, 1).
 
 SSA and tau-leaping ensembles: rank r of N simulates the runs ``run_slice(runs)`` gives it;
@@ -56,7 +56,10 @@ def start_from_environment() -> bool:
     if not dist.is_available():
         raise RuntimeError("this torch build has no torch.distributed")
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() and dist.is_nccl_available() else "gloo"
+        # with a GPU: nccl for tensors on it, gloo for those on the CPU (a --device cpu run
+        # on a GPU machine, the small counts and generator states of any run)
+        backend = ("cpu:gloo,cuda:nccl" if torch.cuda.is_available() and dist.is_nccl_available()
+                   else "gloo")
         dist.init_process_group(backend=backend)
     return True
 

@@ -74,7 +74,7 @@ def solve_ssa_kernel(kernel, settings: Settings, device: str = "cpu", progress=N
         reduced, events, blocked = run_direct_method(kernel, times, runs, int(settings.seed),
                                                      device, dt=settings.dt, progress=reporter,
                                                      engine=engine)
-    result = trajectory_statistics(kernel, times, reduced, settings)
+    result = trajectory_statistics(kernel, times, reduced.cpu(), settings)
     processes = distributed.world()[1]
     result.extra.update(events=int(events), runs=runs, blocked_jumps=int(blocked),
                         ssa_engine=f"{engine} ({why})"

@@ -83,7 +83,7 @@ def solve_tau_kernel(kernel, settings: Settings, device: str = "cpu", progress=N
     leaper = Leaper(kernel, float(settings.epsilon), device)
     with reporting(progress, "tau", float(times[-1]), "events") as reporter:
         reduced, counts = leaper.run(times, runs, int(settings.seed), reporter)
-    result = trajectory_statistics(kernel, times, reduced, settings)
+    result = trajectory_statistics(kernel, times, reduced.cpu(), settings)
     result.method = "tau"
     result.extra.update(runs=runs, **counts)
     result.wall_seconds = time.perf_counter() - start

@@ -30,7 +30,7 @@ CONDITIONAL_CHUNK = 5_000 # samples per conditional_logits call (conditional mar
 
 def box_states(lower, upper) -> torch.Tensor:
     """(S, L) int64: every state of the box, last species fastest."""
-    axes = [torch.arange(int(a), int(b) + 1) for a, b in zip(lower, upper)]
+    axes = [torch.arange(int(a), int(b) + 1, device="cpu") for a, b in zip(lower, upper)]
     if len(axes) == 1:
         return axes[0][:, None]
     return torch.cartesian_prod(*axes)
@@ -62,7 +62,9 @@ class Snapshot:
 
 
 class Estimator:
-    """Computes a ``Snapshot`` of a network: exact over the box when small, else sampled."""
+    """Computes a ``Snapshot`` of a network: exact over the box when small, else sampled.
+    The figures are made on the CPU (its tensors say so: a default device set by the
+    caller does not move them), the network runs on its own device."""
 
     def __init__(self, kernel, lower, upper, generator: torch.Generator | None = None,
                  samples: int = SAMPLES, exact_limit: int = EXACT_LIMIT, edge_upper=None):
@@ -71,7 +73,7 @@ class Estimator:
         self.kernel = kernel
         self.lower, self.upper = list(lower), list(upper)
         edge = list(upper) if edge_upper is None else list(edge_upper)
-        self.edge_upper = torch.tensor([-1 if u is None else int(u) for u in edge])
+        self.edge_upper = torch.tensor([-1 if u is None else int(u) for u in edge], device="cpu")
         self.samples = samples
         self.generator = generator
         self.exact = box_size(lower, upper) <= exact_limit
@@ -80,17 +82,21 @@ class Estimator:
         self.outside_mass = 0.0
 
     def snapshot(self, net, t: float) -> Snapshot:
+        """The figures of ``net`` at time t. The network runs on its device (the estimator's
+        generator is on it too); the figures are made on the CPU."""
         with torch.no_grad():
             if self.exact:
                 x = self.states
-                logp = self._box_log_probs(net)
+                logp = self._box_log_probs(net).cpu()
                 w = torch.exp(logp)
                 w = self._on_support(x, w / w.sum())
                 return self._figures(x, w, t, sampled=False)
             x = net.sample(self.samples, self.generator)
-            w = self._on_support(x, torch.full((x.shape[0],), 1.0 / x.shape[0], dtype=torch.float64))
+            x_host = x.cpu()
+            w = self._on_support(x_host, torch.full((x.shape[0],), 1.0 / x.shape[0], dtype=torch.float64,
+                                                    device="cpu"))
             inside = w > 0
-            snap = self._figures(x[inside], w[inside], t, sampled=True)
+            snap = self._figures(x_host[inside], w[inside], t, sampled=True)
             if bool(inside.all()):
                 self._sequential_probabilities(net, snap)
                 self._conditional_marginals(net, x, snap)
@@ -115,11 +121,11 @@ class Estimator:
         for chunk in torch.split(x, CONDITIONAL_CHUNK):
             part = net.conditional_logits(chunk).exp().sum(0)            # (L, M_max)
             total = part if total is None else total + part
-        mean = (total / x.shape[0]).to(torch.float64)
+        mean = (total / x.shape[0]).to(torch.float64).cpu()
         for i, name in enumerate(self.kernel.SPECIES):
             lo, size = int(self.lower[i]), int(net.sizes[i])
             length = max(len(snap.marginals[name]), lo + size)
-            table = torch.zeros(length, dtype=torch.float64)
+            table = torch.zeros(length, dtype=torch.float64, device="cpu")
             table[lo:lo + size] = mean[i, :size]
             snap.marginals[name] = (table / table.sum()).numpy()
 
@@ -128,7 +134,9 @@ class Estimator:
         network's box is this box, else state by state."""
         if self._nets_box(net):
             return net.box_log_probs().to(torch.float64)
-        return torch.cat([net.log_prob(c) for c in torch.split(self.states, CHUNK)]).to(torch.float64)
+        device = net.lower.device if hasattr(net, "lower") else next(net.parameters()).device
+        return torch.cat([net.log_prob(c.to(device)).cpu()
+                          for c in torch.split(self.states, CHUNK)]).to(torch.float64)
 
     def _sequential_probabilities(self, net, snap: Snapshot) -> None:
         """P(A) of every interval observable (``kernel.INTERVALS``) by sequential sampling
@@ -151,7 +159,7 @@ class Estimator:
 
             raise CRNSolverError("the network puts no mass inside the model's support",
                                  hint="check the species bounds against the conserved totals")
-        return torch.where(inside, w, torch.zeros((), dtype=w.dtype)) / kept
+        return torch.where(inside, w, torch.zeros((), dtype=w.dtype, device=w.device)) / kept
 
     def _figures(self, x: torch.Tensor, w: torch.Tensor, t: float, sampled: bool) -> Snapshot:
         """Weighted figures of states x (S, L) with weights w (S,) summing to 1."""
@@ -166,7 +174,7 @@ class Estimator:
             hi = self.full_upper[j]
             size = marginal_size(hi, col.max())
             idx = col.round().to(torch.int64).clamp(0, size - 1)
-            marginals[name] = torch.zeros(size, dtype=torch.float64).index_add_(0, idx, w).numpy()
+            marginals[name] = torch.zeros(size, dtype=torch.float64, device="cpu").index_add_(0, idx, w).numpy()
             if sampled:
                 stderr[f"mean:{name}"] = math.sqrt(max(v, 0.0) / n)
         observed = kernel.observables(x, t) if kernel.OBSERVABLES else {}
@@ -182,7 +190,7 @@ class Estimator:
                 means[name], variances[name] = m, v
                 if sampled:
                     stderr[f"mean:{name}"] = math.sqrt(max(v, 0.0) / n)
-        lo = torch.as_tensor(self.lower)
+        lo = torch.as_tensor(self.lower, device="cpu")
         hi = self.edge_upper
         on_edge = ((x == hi) & (hi > lo)).any(-1)
         edge = float(w[on_edge].sum())

@@ -260,9 +260,9 @@ def init_support(marginals, reduced_index, log_prob, max_states: int = MAX_INIT_
     if math.prod(len(s) for s in supports) > max_states:
         return None
     if not supports:
-        states = torch.zeros((1, 0), dtype=torch.int64)
+        states = torch.zeros((1, 0), dtype=torch.int64, device="cpu")
     else:
         grids = np.meshgrid(*supports, indexing="ij")
-        states = torch.as_tensor(np.stack([g.reshape(-1) for g in grids], axis=1))
+        states = torch.as_tensor(np.stack([g.reshape(-1) for g in grids], axis=1), device="cpu")
     return states[torch.isfinite(log_prob(states))]
 

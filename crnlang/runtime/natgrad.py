@@ -51,6 +51,7 @@ from typing import Callable
 import torch
 
 from ..errors import CRNSolverError
+from .guards import read, require
 from .networks import NADE, AutoregressiveNet, unique_row_index
 
 SOLVERS = ("auto", "cholesky", "structured", "mixed", "cg")
@@ -145,9 +146,9 @@ class NadeScores:
     @torch.no_grad()
     def of(net: NADE, x: torch.Tensor) -> "NadeScores":
         k, inside = net.offsets_of(x)
-        if not bool(inside.all()):
-            raise CRNSolverError("a sample lies outside the network's box (log P = -inf)",
-                                 hint="samples must come from the network's own support")
+        require(inside.all(), lambda: CRNSolverError(
+            "a sample lies outside the network's box (log P = -inf)",
+            hint="samples must come from the network's own support"))
         B, L, H = x.shape[0], net.n_species, net.hidden
         xv = (k + net.lower).t()                                     # (L, B)
         W = net.W
@@ -193,7 +194,7 @@ class NadeScores:
             d = d * scale[:, None]
             hidden = hidden * scale[:, None]
         B = hidden.shape[0]
-        sizes = self.net.coef_sizes.tolist()
+        sizes = [size for _, size in self.net._coef_slices]       # (no host read)
         # a species with few outcomes (a gene on/off) joins the dense block as its explicit
         # scores d_i x h_i: one wider product instead of two thin ones and a Hadamard pass
         few = [i for i, size in enumerate(sizes) if size <= DENSE_HEAD_SIZE]
@@ -280,7 +281,7 @@ def solve_sr(net: AutoregressiveNet, x: torch.Tensor, weights: torch.Tensor | No
                          f"{tuple(x.shape)} and {tuple(values.shape)}")
     w, values = _checked_inputs(net, x, weights, values, lam)
     centred = values - w @ values
-    norm = float(w @ (centred * centred))                 # ||v~||^2 over all samples
+    norm = w @ (centred * centred)                        # ||v~||^2 over all samples
     if merge:
         if not bool((w > 0).all()):                 # zero-weight rows of O~ are zero rows
             keep = w > 0
@@ -305,12 +306,13 @@ def solve_sr(net: AutoregressiveNet, x: torch.Tensor, weights: torch.Tensor | No
             delta, misfit, iterations = _solve_mixed(NadeScores.of(net, x), w, sw, v_tilde, lam)
         else:
             delta, misfit, iterations = _solve_cg(net, x, w, sw, v_tilde, lam, tol, max_iter)
-    if not bool(torch.isfinite(delta).all()):
-        raise CRNSolverError("the natural-gradient update (delta theta) is not finite",
-                             hint="use a smaller dt, or a larger lambda")
+    require(torch.isfinite(delta).all(), lambda: CRNSolverError(
+        "the natural-gradient update (delta theta) is not finite",
+        hint="use a smaller dt, or a larger lambda"))
     if not return_info:
         return delta
     # merging drops the spread of values within groups of equal samples: add it back
+    norm = float(norm)
     misfit = float(misfit) + max(norm - float(v_tilde @ v_tilde), 0.0)
     return delta, SolveInfo(solver, x.shape[0], iterations, misfit / norm if norm > 0 else 0.0)
 
@@ -371,9 +373,9 @@ def solve_sr_split(net: AutoregressiveNet, x: torch.Tensor, weights: torch.Tenso
             delta, _ = conjugate_gradient(
                 lambda d: sum_over_processes(O_tilde.t() @ (O_tilde @ d)) + lam * d,
                 sum_over_processes(O_tilde.t() @ v_tilde), tol, max_iter or min(10 * x.shape[0], 2000))
-    if not bool(torch.isfinite(delta).all()):
-        raise CRNSolverError("the natural-gradient update (delta theta) is not finite",
-                             hint="use a smaller dt, or a larger lambda")
+    require(torch.isfinite(delta).all(), lambda: CRNSolverError(
+        "the natural-gradient update (delta theta) is not finite",
+        hint="use a smaller dt, or a larger lambda"))
     return delta
 
 
@@ -429,9 +431,9 @@ def _checked_inputs(net, x, weights, values, lam) -> tuple[torch.Tensor, torch.T
     dtype = next(net.parameters()).dtype
     w = _normalised_weights(weights, x.shape[0], dtype, x.device)
     values = values.to(dtype)
-    if not bool(torch.isfinite(values).all()):
-        raise CRNSolverError("non-finite values (right-hand side) in the natural-gradient solve",
-                             hint="use a smaller dt, or a larger lambda")
+    require(torch.isfinite(values).all(), lambda: CRNSolverError(
+        "non-finite values (right-hand side) in the natural-gradient solve",
+        hint="use a smaller dt, or a larger lambda"))
     return w, values
 
 
@@ -440,9 +442,9 @@ def _normalised_weights(weights, B, dtype, device) -> torch.Tensor:
         return torch.full((B,), 1.0 / B, dtype=dtype, device=device)
     w = weights.to(dtype)
     total = w.sum()
-    if not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or not float(total) > 0:
-        raise CRNSolverError("importance weights must be finite, non-negative and not all zero",
-                             hint="use a proposal closer to the network (smaller alpha change)")
+    require(torch.isfinite(w).all() & (w >= 0).all() & (total > 0), lambda: CRNSolverError(
+        "importance weights must be finite, non-negative and not all zero",
+        hint="use a proposal closer to the network (smaller alpha change)"))
     return w / total
 
 
@@ -450,10 +452,11 @@ def _cholesky_solve(A: torch.Tensor, rhs: torch.Tensor, what: str) -> torch.Tens
     """Solve A y = rhs for symmetric positive definite A (n, n), rhs (n,); only A's lower
     triangle is read. A float32 matrix that fails to factor is retried in float64."""
     factor, info = torch.linalg.cholesky_ex(A)
-    if int(info) != 0 and A.dtype == torch.float32:
-        return _cholesky_solve(A.double(), rhs.double(), what).to(A.dtype)
     # a NaN anywhere propagates to the diagonal; the strict upper part may be garbage
-    if int(info) != 0 or not bool(torch.isfinite(factor.diagonal()).all()):
+    # (one host read: the float32 retry is a decision)
+    if not read((info == 0) & torch.isfinite(factor.diagonal()).all()):
+        if A.dtype == torch.float32:
+            return _cholesky_solve(A.double(), rhs.double(), what).to(A.dtype)
         raise CRNSolverError(f"the {what} matrix is not positive definite (Cholesky failed)",
                              hint="use a larger lambda, or a smaller dt")
     return cholesky_apply(factor, rhs)
@@ -545,7 +548,7 @@ def _solve_mixed(scores: NadeScores, w, sw, v_tilde, lam, block: int = GRAM_BLOC
     single = NadeScores(scores.net, scores.d.float(), scores.h.float(), scores.hidden.float())
     K32 = _sample_space_matrix(single, sw.float(), lam, block)
     factor, info = torch.linalg.cholesky_ex(K32)
-    if int(info) != 0 or not bool(torch.isfinite(factor.diagonal()).all()):
+    if not read((info == 0) & torch.isfinite(factor.diagonal()).all()):
         return _solve_structured(scores, w, sw, v_tilde, lam, block)
 
     def solve(r: torch.Tensor) -> torch.Tensor:
@@ -553,11 +556,11 @@ def _solve_mixed(scores: NadeScores, w, sw, v_tilde, lam, block: int = GRAM_BLOC
 
     centred_matvec, centred_rmatvec = centred_products(scores.matvec, scores.rmatvec, w, sw)
     u = solve(v_tilde)
-    target = MIXED_TOL * float(v_tilde.norm())
+    target = MIXED_TOL * v_tilde.norm()
     for refinements in range(MIXED_REFINEMENTS + 1):
         delta = centred_rmatvec(u)
         residual = v_tilde - centred_matvec(delta) - lam * u            # v~ - (K + lam) u
-        if refinements > 0 and float(residual.norm()) <= target:      # refined at least once
+        if refinements > 0 and read(residual.norm() <= target):       # refined at least once
             misfit = residual + lam * u                                  # v~ - O~ delta
             return delta, misfit @ misfit, 0
         if refinements < MIXED_REFINEMENTS:

@@ -551,16 +551,16 @@ def unique_row_index(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     B = x.shape[0]
     positions = torch.arange(B, device=x.device)
     if B == 0 or x.dtype.is_floating_point:
-        _, inverse = torch.unique(x, dim=0, return_inverse=True)
+        unique, inverse = torch.unique(x, dim=0, return_inverse=True)
     else:
         low = x.amin(0)
         strides = radix_strides((x.amax(0) - low + 1).tolist())
         if strides is None:
-            _, inverse = torch.unique(x, dim=0, return_inverse=True)
+            unique, inverse = torch.unique(x, dim=0, return_inverse=True)
         else:
             keys = encode(x, low, torch.tensor(strides, dtype=torch.int64, device=x.device))
-            _, inverse = torch.unique(keys, return_inverse=True)
-    U = int(inverse.max()) + 1 if B else 0
+            unique, inverse = torch.unique(keys, return_inverse=True)
+    U = unique.shape[0]                 # (the sort's own size: no further host read)
     first = torch.empty(U, dtype=torch.int64, device=x.device).scatter_(0, inverse, positions)
     return first, inverse
 

@@ -19,7 +19,8 @@ import math
 import torch
 
 from ..distributed import row_slice, sum_over_processes, world
-from .stepping import StepPlace, check_finite, get_theta, log_target, set_theta, weighted_rms
+from .guards import read, read_many
+from .stepping import StepPlace, check_finite, get_theta, log_target, rms_change, set_theta
 
 ADAM_LR = 1e-3          # the adam learning rate when the model leaves lr at its default (1.0)
 MAX_TARGET_CHANGE = 0.05   # rms change of log P one step's Euler target may ask for (centred, weighted)
@@ -51,8 +52,8 @@ def substeps_needed(net, kernel, sampler, t: float, dt: float, batch: int, gener
     x, w = sampler.draw(net, batch, generator)
     with torch.no_grad():
         log_p = net.log_prob(x)
-        rms = weighted_rms(log_target(net, kernel, x, t, dt, log_p) - log_p, w)
-        out = float(kernel.out_rates(x, t).to(torch.float64).sum(-1).max())
+        rms, out = read_many(rms_change(log_target(net, kernel, x, t, dt, log_p) - log_p, w),
+                             kernel.out_rates(x, t).to(torch.float64).sum(-1).max())
     if not math.isfinite(rms):
         return max_substeps
     needed = max(rms / MAX_TARGET_CHANGE, dt * out / MAX_EULER_OUT)
@@ -60,11 +61,11 @@ def substeps_needed(net, kernel, sampler, t: float, dt: float, batch: int, gener
 
 
 def adam_epochs(net, optimizer, kernel, sampler, t: float, dt: float, batch: int, epochs: int,
-                generator, place: StepPlace) -> float:
+                generator, place: StepPlace) -> torch.Tensor:
     """Advance P_theta from P_t to T P_t by ``epochs`` REINFORCE/Adam steps; returns the last
-    weighted mean loss (an estimate of KL(P_theta || T P_t))."""
+    weighted mean loss (an estimate of KL(P_theta || T P_t)), a tensor (not read here)."""
     frozen = frozen_copy(net)
-    loss_value = math.nan
+    loss_value = torch.full((), math.nan, device=net.lower.device)
     for _ in range(epochs):
         x, w = sampler.draw(net, batch, generator)
         target = log_target(frozen, kernel, x, t, dt)
@@ -82,7 +83,7 @@ def adam_epochs(net, optimizer, kernel, sampler, t: float, dt: float, batch: int
         surrogate.backward()
         sum_gradients(net)                    # the processes' shares: the whole batch's gradient
         optimizer.step()
-        loss_value = float((w * loss).sum() / w.sum())
+        loss_value = ((w * loss).sum() / w.sum()).detach()
     check_finite(get_theta(net), "the network parameters", place)
     return loss_value
 
@@ -118,9 +119,9 @@ LM_MAX_LAMBDA = 1e-1    # ... up to this; then it is taken as it is
 
 
 def ngd_epochs(net, solve_sr, kernel, sampler, t: float, dt: float, batch: int, epochs: int,
-               lr: float, lam: float, generator, place: StepPlace) -> float:
+               lr: float, lam: float, generator, place: StepPlace) -> torch.Tensor:
     """Advance P_theta from P_t to T P_t by ``epochs`` natural-gradient steps; returns the
-    last weighted mean loss.
+    last weighted mean loss (a tensor, not read here).
 
     Each epoch is a Levenberg-Marquardt step: lam is the least damping; an epoch whose move
     leaves the loss on its own samples further from constant (weighted rms, centred) than
@@ -130,14 +131,14 @@ def ngd_epochs(net, solve_sr, kernel, sampler, t: float, dt: float, batch: int, 
     the network away (the toggle switch to t = 0.05, B = 1000, seed 2, lam 1e-5: Hellinger
     0.73 of FSP without the retry)."""
     frozen = frozen_copy(net)
-    loss_value = math.nan
+    loss_value = torch.full((), math.nan, device=net.lower.device)
     for _ in range(epochs):
         x, w = sampler.draw(net, batch, generator)
         with torch.no_grad():
             target = log_target(frozen, kernel, x, t, dt)
             loss = net.log_prob(x) - target
         check_finite(loss, "the loss", place)
-        before, theta, damping = weighted_rms(loss, w), get_theta(net), lam
+        before, theta, damping = rms_change(loss, w), get_theta(net), lam
         while True:
             delta = solve_sr(net, x, w, loss, damping)
             check_finite(delta, "the natural-gradient step", place)
@@ -145,11 +146,11 @@ def ngd_epochs(net, solve_sr, kernel, sampler, t: float, dt: float, batch: int, 
             if damping >= LM_MAX_LAMBDA:
                 break
             with torch.no_grad():
-                after = weighted_rms(net.log_prob(x) - target, w)
-            if math.isfinite(after) and after <= before:
+                after = rms_change(net.log_prob(x) - target, w)
+            if read(torch.isfinite(after) & (after <= before)):    # (one host read per try)
                 break
             damping *= LM_GROWTH
-        loss_value = float((w * loss).sum() / w.sum())
+        loss_value = (w * loss).sum() / w.sum()
     check_finite(get_theta(net), "the network parameters", place)
     return loss_value
 
@@ -163,8 +164,8 @@ def initial_marginals(kernel, lower, upper) -> list[torch.Tensor]:
     species i is P0 along the line through one in-box support state, varying x_i.
     """
     draws = kernel.init_sample(256, generator=torch.Generator().manual_seed(0))
-    lo = torch.as_tensor(lower)
-    hi = torch.as_tensor(upper)
+    lo = torch.as_tensor(lower, device=draws.device)
+    hi = torch.as_tensor(upper, device=draws.device)
     inside = ((draws >= lo) & (draws <= hi)).all(-1)
     if not bool(inside.any()):
         from ..errors import CRNSolverError
@@ -175,7 +176,7 @@ def initial_marginals(kernel, lower, upper) -> list[torch.Tensor]:
     marginals = []
     for i, (a, b) in enumerate(zip(lower, upper)):
         line = base.repeat(b - a + 1, 1)
-        line[:, i] = torch.arange(a, b + 1)
+        line[:, i] = torch.arange(a, b + 1, device=line.device)
         logp = kernel.init_log_prob(line).to(torch.float64)
         marginals.append(torch.softmax(logp, 0))
     return marginals
@@ -199,7 +200,7 @@ def set_product_distribution(net, marginals: list[torch.Tensor], keep_v: float =
     with torch.no_grad():
         V.mul_(keep_v)
         for i, p in enumerate(marginals):
-            b[rows[i, :p.numel()]] = torch.log(p).to(b.dtype)
+            b[rows[i, :p.numel()]] = torch.log(p).to(b.device, b.dtype)
     return True
 
 
@@ -238,7 +239,8 @@ def fit_initial(net, kernel, lower, upper, spread: float, generator, keep_v: flo
     "init_point_mass": every species starts (almost) at one value}."""
     exact = initial_marginals(kernel, lower, upper)
     point_mass = all(float(p.max()) > 0.99 for p in exact)
-    marginals = smoothed(exact, spread)
+    device = net.lower.device                 # (the fit runs where the network is)
+    marginals = [p.to(device) for p in smoothed(exact, spread)]
     how = "exact"
     if not set_product_distribution(net, marginals, keep_v):
         fit_product(net, marginals, generator)

@@ -55,7 +55,7 @@ def sequential_probability(net, species, intervals: dict, n: int = RARE_SAMPLES,
     lower = net.lower.tolist()
     sizes = net.sizes.tolist()
     x = net.lower.expand(n, -1).clone()
-    log_w = torch.zeros(n, dtype=torch.float64)
+    log_w = torch.zeros(n, dtype=torch.float64, device=x.device)
     with torch.no_grad():
         for i, name in enumerate(species):
             lo, hi = intervals.get(name, (lower[i], None))
@@ -64,14 +64,14 @@ def sequential_probability(net, species, intervals: dict, n: int = RARE_SAMPLES,
             if first > last:                                   # an empty interval: P(A) = 0
                 return {"estimate": 0.0, "stderr": 0.0, "n": n, "estimator": "sequential"}
             log_p = net.conditional_logits(x)[:, i].to(torch.float64)       # (n, M_max)
-            offsets = torch.arange(log_p.shape[1])
+            offsets = torch.arange(log_p.shape[1], device=x.device)
             inside = (offsets >= first) & (offsets <= last)
             log_p = log_p.masked_fill(~inside, -math.inf)
             log_mass = torch.logsumexp(log_p, dim=1)                       # log P(I_i | n_<i)
             log_w = log_w + log_mass
             probs = torch.exp(log_p - log_mass[:, None])
             cdf = probs.cumsum(dim=1)
-            u = torch.rand(n, 1, dtype=torch.float64, generator=generator)
+            u = torch.rand(n, 1, dtype=torch.float64, generator=generator, device=x.device)
             pick = (cdf < u * cdf[:, -1:]).sum(dim=1).clamp(min=first, max=last)
             x[:, i] = lower[i] + pick
     return _mean_and_stderr(torch.exp(log_w), n, estimator="sequential")
@@ -91,7 +91,7 @@ def rare_probability(net, kernel, name: str, t: float, alpha: float, n: int = RA
     with torch.no_grad():
         x = net.sample(n, generator, transform)
         log_w = (net.log_prob(x) - net.proposal_log_prob(x, transform)).to(torch.float64)
-        inside = kernel.observables(x, t)[name].to(torch.bool)
+        inside = kernel.observables(x, t)[name].to(device=x.device, dtype=torch.bool)
         terms = torch.where(inside, torch.exp(log_w), torch.zeros_like(log_w))
     ess = float(terms.sum() ** 2 / (terms ** 2).sum()) if bool((terms > 0).any()) else 0.0
     return _mean_and_stderr(terms, n, alpha=alpha, ess=ess, pareto_k=pareto_k(terms),
@@ -106,7 +106,7 @@ def pareto_k(weights: torch.Tensor) -> float:
     20 positive weights."""
     from scipy.stats import genpareto
 
-    positive = torch.sort(weights[weights > 0]).values.to(torch.float64).numpy()
+    positive = torch.sort(weights[weights > 0]).values.to(torch.float64).cpu().numpy()
     n = len(positive)
     tail = int(min(n / 5, 3 * math.sqrt(n)))
     if n < 20 or tail < 5:

@@ -25,6 +25,8 @@ from ..result import Result
 from ..vocabulary import INTEGRATORS, STEP_CONTROLLED
 from ..vocabulary import NEURAL_METHODS as METHODS
 from .checkpoint import load_checkpoint, save_checkpoint
+from .devices import resolve_device
+from .guards import deferred, flush
 from .estimates import Estimator, Snapshot, stack_snapshots
 from .optimizers import ADAM_LR, adam_epochs, fit_initial, ngd_epochs, ngd_reach, substeps_needed
 from .implicit import IMPLICIT_TOL, ImplicitStepper, implicit_step
@@ -96,6 +98,14 @@ def check_splittable(settings, processes: int) -> None:
     if int(settings.batch) < processes:
         raise CRNSolverError(f"batch = {settings.batch} is smaller than the {processes} processes",
                              hint=f"use a batch of at least {processes} (ideally thousands per process)")
+
+
+def check_same_device(saved: str, device: torch.device) -> None:
+    """A checkpoint continues on the kind of device it was written on (a CPU and a CUDA
+    generator keep different states)."""
+    if saved != device.type:
+        raise CRNSolverError(f"the checkpoint was written by a run on {saved}, this run is on {device.type}",
+                             hint=f"resume with --device {saved}, or start afresh without --resume")
 
 
 def rank_generator_state(state: dict, rank: int, processes: int) -> torch.Tensor:
@@ -173,7 +183,8 @@ def make_sampler(settings):
 def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
                progress=False, init_spread: float = INIT_SPREAD,
                tol: float | None = None, log_euler: bool = False, solver: str = "auto",
-               stop_after_saves: int | None = None, keep_v: float = 0.0) -> Result:
+               stop_after_saves: int | None = None, keep_v: float = 0.0,
+               device="cpu") -> Result:
     """The neural solve of a kernel module (see the module docstring).
 
     ``progress``: a ``crnlang.progress.Progress`` (or True/False for a default/silent one).
@@ -183,6 +194,11 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
     structured, cg). ``stop_after_saves``: raise RunInterrupted after that many saves in
     this call (stands in for a killed run in tests). The edge mass is watched on the
     kernel's DECLARED_UPPER (a bound that a conservation law implies is no truncation).
+    ``device``: cpu, cuda, cuda:N or auto (``devices.resolve_device``): the network, the
+    samples and the kernel's arithmetic run there; the network starts from the same
+    parameters on every device (initialised on the CPU), the samples' generator lives on
+    the device. Inside the step loop the host reads the device only where a decision needs
+    a value (``guards``: the checks are read with those values).
     """
     from .natgrad import solve_sr as _solve_sr, solve_sr_split
     from .networks import make_network
@@ -194,11 +210,17 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
     if processes > 1:
         check_splittable(settings, processes)
     method, dtype = settings.method, DTYPES[settings.dtype]
+    device = resolve_device(device)
     lower, upper = [int(v) for v in kernel.LOWER], [int(v) for v in kernel.UPPER]
     check_network_memory(lower, upper, settings)
     generator = torch.Generator().manual_seed(int(settings.seed))
-    net = make_network(settings.network, lower, upper, hidden=settings.hidden,
-                       layers=settings.layers, dtype=dtype, generator=generator, head=settings.head)
+    with torch.device("cpu"):           # the same initial parameters on every device
+        net = make_network(settings.network, lower, upper, hidden=settings.hidden,
+                           layers=settings.layers, dtype=dtype, generator=generator,
+                           head=settings.head)
+    net = net.to(device)
+    if device.type != "cpu":            # the samples' stream, where the samples are drawn
+        generator = torch.Generator(device=device).manual_seed(int(settings.seed))
     settings = resolve_defaults(settings, kernel)
     sampler = make_sampler(settings)
     epochs = settings.epochs if settings.epochs is not None else DEFAULT_EPOCHS[method]
@@ -221,13 +243,14 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
     rkc = RKCControl()
     edge_upper = [kernel.DECLARED_UPPER.get(name) for name in kernel.SPECIES]
     estimator = Estimator(kernel, lower, upper, edge_upper=edge_upper,
-                          generator=torch.Generator().manual_seed(int(settings.seed) + 1))
+                          generator=torch.Generator(device=device).manual_seed(int(settings.seed) + 1))
     targets = save_steps(settings)
     dt = settings.dt
 
     state = load_checkpoint(checkpoint_dir) if (checkpoint_dir is not None and resume) else None
     if state is not None:
         check_resumable(state["settings"], settings.to_dict(), state["step"])
+        check_same_device(state.get("device", "cpu"), device)
         net.load_state_dict(state["net"])
         if optimizer is not None:
             optimizer.load_state_dict(state["optimizer"])
@@ -269,73 +292,80 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
             "rng": states[0], "rng_by_rank": states, "processes": processes,
             "estimator_rng": estimator.generator.get_state(),
             "step": step, "t": t, "h": h, "snapshots": [s.to_state() for s in snapshots],
-            "extra": extra, "rkc": rkc.to_state()})
+            "extra": extra, "rkc": rkc.to_state(), "device": device.type})
 
     if state is None:
         checkpoint()
     owned = not is_started(progress)                   # started here: closed here
     reporter = as_progress(progress, method, settings.t_end, "steps")
     saves_this_call = 0
-    for target in targets:
-        if target <= step:
-            continue
-        t_target = target * dt
-        if settings.integrator in STEP_CONTROLLED and method == "tdvp":
-            while t < t_target * (1 - 1e-12):
-                tick = time.perf_counter()
-                place = StepPlace(step, t, h, settings.lam, settings.dtype)
-                h_try = min(h, t_target - t)
-                if settings.integrator == "implicit":
-                    taken, h_next = implicit_step(implicit, tdvp, net, t, h_try, settings.t_end,
-                                                  generator, place)
-                else:
-                    taken, h_next = adaptive_step(tdvp, net, t, h_try, settings.t_end, tol, generator, place)
-                extra.setdefault("adaptive_steps", []).append((t, taken))
-                t = t_target if taken >= t_target - t else t + taken
-                h = max(h_next, h) if h_try < h and taken == h_try else h_next
-                extra["substeps"] += 1
-                extra["step_seconds"] += time.perf_counter() - tick
-            step = target
-            reporter.update(t, extra["substeps"])
-        else:
-            while step < target:
-                tick = time.perf_counter()
+    losses: list = []                       # this save's losses (adam/ngd), tensors
+    with deferred():                        # the checks of a step are read with its decisions
+        for target in targets:
+            if target <= step:
+                continue
+            t_target = target * dt
+            if settings.integrator in STEP_CONTROLLED and method == "tdvp":
+                while t < t_target * (1 - 1e-12):
+                    tick = time.perf_counter()
+                    place = StepPlace(step, t, h, settings.lam, settings.dtype)
+                    h_try = min(h, t_target - t)
+                    if settings.integrator == "implicit":
+                        taken, h_next = implicit_step(implicit, tdvp, net, t, h_try, settings.t_end,
+                                                      generator, place)
+                    else:
+                        taken, h_next = adaptive_step(tdvp, net, t, h_try, settings.t_end, tol, generator, place)
+                    extra.setdefault("adaptive_steps", []).append((t, taken))
+                    t = t_target if taken >= t_target - t else t + taken
+                    h = max(h_next, h) if h_try < h and taken == h_try else h_next
+                    extra["substeps"] += 1
+                    extra["step_seconds"] += time.perf_counter() - tick
+                step = target
+                reporter.update(t, extra["substeps"])
+            else:
+                while step < target:
+                    tick = time.perf_counter()
+                    t = step * dt
+                    place = StepPlace(step, t, dt, settings.lam, settings.dtype)
+                    if method == "tdvp":
+                        h, substeps = fixed_step(tdvp, net, t, dt, h, settings.integrator, generator,
+                                                 place, rkc)
+                        extra["substeps"] += substeps - 1
+                    else:
+                        n_sub = substeps_needed(net, kernel, sampler, t, dt / reach, settings.batch, generator)
+                        h_sub = dt / n_sub
+                        for k in range(n_sub):
+                            if method == "ngd":
+                                loss = ngd_epochs(net, solve_sr, kernel, sampler, t + k * h_sub, h_sub / reach,
+                                                  settings.batch, epochs, lr, settings.lam, generator, place)
+                            else:
+                                loss = adam_epochs(net, optimizer, kernel, sampler, t + k * h_sub, h_sub,
+                                                   settings.batch, epochs, generator, place)
+                        losses.append(loss)             # (read at the save: no host read per step)
+                        extra["substeps"] += n_sub - 1
+                    step += 1
+                    extra["substeps"] += 1
+                    extra["step_seconds"] += time.perf_counter() - tick
+                    if processes > 1 and step % distributed.CHECK_EVERY == 0:
+                        distributed.check_in_step(get_theta(net), step)
+                    reporter.update(step * dt, step)
                 t = step * dt
-                place = StepPlace(step, t, dt, settings.lam, settings.dtype)
-                if method == "tdvp":
-                    h, substeps = fixed_step(tdvp, net, t, dt, h, settings.integrator, generator,
-                                             place, rkc)
-                    extra["substeps"] += substeps - 1
-                else:
-                    n_sub = substeps_needed(net, kernel, sampler, t, dt / reach, settings.batch, generator)
-                    h_sub = dt / n_sub
-                    for k in range(n_sub):
-                        if method == "ngd":
-                            loss = ngd_epochs(net, solve_sr, kernel, sampler, t + k * h_sub, h_sub / reach,
-                                              settings.batch, epochs, lr, settings.lam, generator, place)
-                        else:
-                            loss = adam_epochs(net, optimizer, kernel, sampler, t + k * h_sub, h_sub,
-                                               settings.batch, epochs, generator, place)
-                    extra["losses"].append(loss)
-                    extra["substeps"] += n_sub - 1
-                step += 1
-                extra["substeps"] += 1
-                extra["step_seconds"] += time.perf_counter() - tick
-                if processes > 1 and step % distributed.CHECK_EVERY == 0:
-                    distributed.check_in_step(get_theta(net), step)
-                reporter.update(step * dt, step, **({"loss": extra["losses"][-1]} if extra["losses"] else {}))
-            t = step * dt
-        if getattr(sampler, "spread", False) and extra.get("spread_at") is None:
-            extra["spread_at"] = t          # (to the save after the switch)
-        snapshots.append(estimator.snapshot(net, t))
-        extra["outside_mass"] = max(extra.get("outside_mass", 0.0), estimator.outside_mass)
-        saves_this_call += 1
-        stopping = stop_after_saves is not None and saves_this_call >= stop_after_saves
-        checkpoint(force=stopping or target == targets[-1])
-        if stopping and target != targets[-1]:
-            if owned:
-                reporter.close()
-            raise RunInterrupted(f"stopped after {saves_this_call} saves at step {step}")
+            if getattr(sampler, "spread", False) and extra.get("spread_at") is None:
+                extra["spread_at"] = t          # (to the save after the switch)
+            flush()                             # every queued check, before anything is saved
+            if losses:
+                extra["losses"].extend(torch.stack(losses).tolist())
+                losses.clear()
+                reporter.update(t, step, loss=extra["losses"][-1])
+            snapshots.append(estimator.snapshot(net, t))
+            extra["outside_mass"] = max(extra.get("outside_mass", 0.0), estimator.outside_mass)
+            saves_this_call += 1
+            stopping = stop_after_saves is not None and saves_this_call >= stop_after_saves
+            checkpoint(force=stopping or target == targets[-1])
+            if stopping and target != targets[-1]:
+                if owned:
+                    reporter.close()
+                raise RunInterrupted(f"stopped after {saves_this_call} saves at step {step}")
     if owned:
         reporter.close()
 
@@ -346,19 +376,19 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
         extra["rkc"] = {"spectral_radius": rkc.rho, "most_stages": rkc.most_stages,
                         "estimates": rkc.estimates, "refreshes": rkc.refreshes}
     if settings.rare:
-        extra["rare"] = _rare_events(net, kernel, settings, t)
+        extra["rare"] = _rare_events(net, kernel, settings, t, device)
     return _result(kernel, settings, snapshots, extra, net, init_spread,
                    time.perf_counter() - wall_start)
 
 
-def _rare_events(net, kernel, settings, t: float) -> dict:
+def _rare_events(net, kernel, settings, t: float, device) -> dict:
     out = {}
     booleans = {n for n, b in zip(kernel.OBSERVABLES, kernel.BOOLEAN) if b}
     for name in settings.rare:
         if name not in booleans:
             raise CRNSolverError(f"@rare({name}): no boolean observable named '{name}'",
                                  hint=did_you_mean(name, booleans) or "declare it with `observe NAME = CONDITION`")
-        gen = torch.Generator().manual_seed(int(settings.seed) + 2)
+        gen = torch.Generator(device=device).manual_seed(int(settings.seed) + 2)
         out[name] = rare_estimate(net, kernel, name, t, settings.alpha, generator=gen)
     return out
 

@@ -27,7 +27,9 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from ..distributed import by_rows
 from ..errors import CRNSolverError
 from ..vocabulary import INTEGRATORS
+from .guards import read, require
 from .networks import unique_row_index
+
 MAX_STEP_RATE = 2.0            # dt * out(n) above this on most samples: dt is absurd
 MAX_LOG_RATIO = 600.0          # P_t(n - nu)/P_t(n) is capped at e^600 (finite in float64) ...
 FAST_NEIGHBOURS = True         # neighbours' log P with float32 conditionals (NADE; see shifted_log_probs)
@@ -100,12 +102,14 @@ def log_target(net, kernel, x: torch.Tensor, t: float, dt: float,
     """
     with torch.no_grad():
         out = kernel.out_rates(x, t).to(next(net.parameters()).dtype).sum(-1)
-        too_large = dt * out > MAX_STEP_RATE
-        if float(too_large.to(torch.float64).mean()) > 0.5:
-            raise CRNSolverError(
-                f"dt = {dt:g} is far too large: dt * (total out-rate) exceeds {MAX_STEP_RATE:g} on "
-                f"{float(too_large.double().mean()):.1%} of the samples (out-rate up to {float(out.max()):.4g})",
-                hint=f"use dt below {MAX_STEP_RATE / float(out.median()):.3g}, or the tdvp method")
+        too_large = (dt * out > MAX_STEP_RATE).to(torch.float64).mean()
+
+    def step_too_large():
+        return CRNSolverError(
+            f"dt = {dt:g} is far too large: dt * (total out-rate) exceeds {MAX_STEP_RATE:g} on "
+            f"{float(too_large):.1%} of the samples (out-rate up to {float(out.max()):.4g})",
+            hint=f"use dt below {MAX_STEP_RATE / float(out.median()):.3g}, or the tdvp method")
+    require(too_large <= 0.5, step_too_large)
     return by_rows(_log_target_rows, x, log_p, out, net=net, kernel=kernel, t=t, dt=dt)
 
 
@@ -130,21 +134,19 @@ def limit_rate(E: torch.Tensor, h: float, kappa: float = 1.0) -> torch.Tensor:
     raises log P there by kappa + log(h E / kappa) per step. Where h E <= kappa (all of the
     smooth part of the distribution) E is untouched, so the integrator keeps its order.
     """
-    stiff = h * E > kappa
-    if not bool(stiff.any()):
-        return E
+    stiff = h * E > kappa                     # (no early return when none is: no host read)
     soft = (kappa + torch.log(torch.where(stiff, h * E / kappa, torch.ones_like(E)))) / h
     return torch.where(stiff, soft, E)
 
 
 # ------------------------------------------------------------------ guards
 def check_finite(value: torch.Tensor, quantity: str, where: "StepPlace") -> None:
-    """Raise CRNSolverError naming the step, time and quantity when ``value`` has NaN/Inf."""
-    if not bool(torch.isfinite(value).all()):
-        raise CRNSolverError(
-            f"{quantity} is not finite at step {where.step} (t = {where.t:.6g})",
-            hint=f"try a smaller dt (now {where.dt:g}), a larger lambda (now {where.lam:g}), "
-                 f"or dtype = float64 (now {where.dtype})")
+    """Raise CRNSolverError naming the step, time and quantity when ``value`` has NaN/Inf
+    (at the next host read inside ``guards.deferred()``)."""
+    require(torch.isfinite(value).all(), lambda: CRNSolverError(
+        f"{quantity} is not finite at step {where.step} (t = {where.t:.6g})",
+        hint=f"try a smaller dt (now {where.dt:g}), a larger lambda (now {where.lam:g}), "
+             f"or dtype = float64 (now {where.dtype})"))
 
 
 @dataclass
@@ -339,7 +341,9 @@ def spectral_radius(f, y: torch.Tensor, t: float, v: torch.Tensor | None, iterat
     nonlinear power method (difference quotients of f along a perturbation of norm
     ``relative`` * |y|), started from ``v`` (the previous direction) or a random one."""
     if v is None or not bool(torch.isfinite(v).all()) or float(v.norm()) == 0.0:
-        v = torch.randn(y.shape, dtype=y.dtype, generator=generator)
+        # (drawn on the CPU, where ``generator`` is: the same direction on every device)
+        v = torch.randn(y.shape, dtype=y.dtype, generator=generator, device="cpu")
+    v = v.to(y.device)
     scale = relative * max(float(y.norm()), 1.0)
     f0 = f(y, t)
     rho = 0.0
@@ -419,11 +423,17 @@ UNSTABLE_CHANGE = 1.0     # an RKC substep changing log P (rms) by more: rho is 
 
 def weighted_rms(values: torch.Tensor, w: torch.Tensor, centred: bool = True) -> float:
     """sqrt(sum w v^2 / sum w) of (B,) values and weights, after subtracting the weighted
-    mean when ``centred`` (a change of log P by a constant is no change of P)."""
+    mean when ``centred`` (a change of log P by a constant is no change of P); read to the
+    host (``guards.read``: the queued checks with it)."""
+    return read(rms_change(values, w, centred))
+
+
+def rms_change(values: torch.Tensor, w: torch.Tensor, centred: bool = True) -> torch.Tensor:
+    """``weighted_rms`` as a 0-dim tensor, not read."""
     w = w / w.sum()
     if centred:
         values = values - (w * values).sum()
-    return float(torch.sqrt((w * values * values).sum()))
+    return torch.sqrt((w * values * values).sum())
 
 
 def log_p_change(net, x: torch.Tensor, w: torch.Tensor, log_p_before: torch.Tensor) -> float:
