@@ -147,3 +147,20 @@ def test_an_ngd_epoch_reads_the_device_only_for_its_decisions():
     """Per ngd substep of 5 epochs: about 6 reads an epoch (the Levenberg-Marquardt test,
     the Cholesky test, the sorts' sizes); before, 24 an epoch."""
     assert reads_between("ngd", (6, 12), "substeps", epochs=5) <= 5 * 8 + 2
+
+
+# ------------------------------------------------------------------ the float32 path
+def test_a_float32_gram_that_fails_to_factor_is_rebuilt_in_float64():
+    """A float32 matrix that does not factor (here singular) is factored again from the
+    float64 rebuild (a stand-in here: any positive definite matrix), and the run's counter
+    says so (the solver then warns that float32 is too coarse for the model)."""
+    from crnlang.runtime import natgrad
+
+    broken = torch.ones(2, 2, dtype=torch.float32)
+    rebuilt = torch.tensor([[2.0, 1.0], [1.0, 2.0]], dtype=torch.float64)
+    before = natgrad.FLOAT32_REFACTORED["count"]
+    y = natgrad._cholesky_solve(broken, torch.tensor([3.0, 3.0]), "test", rebuild=lambda: rebuilt)
+    assert natgrad.FLOAT32_REFACTORED["count"] == before + 1
+    assert y.dtype == torch.float32 and torch.allclose(y, torch.tensor([1.0, 1.0]))
+    with pytest.raises(CRNSolverError, match="not positive definite"):
+        natgrad._cholesky_solve(broken.double(), torch.tensor([3.0, 3.0], dtype=torch.float64), "test")

@@ -55,6 +55,9 @@ from .guards import read, require
 from .networks import NADE, AutoregressiveNet, unique_row_index
 
 SOLVERS = ("auto", "cholesky", "structured", "mixed", "cg")
+# float32 factorisations that failed and were redone in float64 since the counter was last
+# reset (``run_neural`` resets it, and warns when a float32 run needed any)
+FLOAT32_REFACTORED = {"count": 0}
 MIXED_ROWS = 256          # from this many merged samples "auto" builds the NADE Gram in float32
 MIXED_TOL = 1e-3          # relative residual |v~ - (K + lam) u| / |v~| a mixed solve must reach
 MIXED_REFINEMENTS = 3     # float64 refinement steps before a mixed solve falls back to float64
@@ -448,15 +451,22 @@ def _normalised_weights(weights, B, dtype, device) -> torch.Tensor:
     return w / total
 
 
-def _cholesky_solve(A: torch.Tensor, rhs: torch.Tensor, what: str) -> torch.Tensor:
+def _cholesky_solve(A: torch.Tensor, rhs: torch.Tensor, what: str, rebuild=None) -> torch.Tensor:
     """Solve A y = rhs for symmetric positive definite A (n, n), rhs (n,); only A's lower
-    triangle is read. A float32 matrix that fails to factor is retried in float64."""
+    triangle is read. A float32 matrix that fails to factor is factored again in float64:
+    ``rebuild()`` (A made again from float64 factors) when given, else A itself widened. A
+    float32 Gram's own rounding errors, of order eps32 times its largest eigenvalue, can
+    leave it indefinite where lam is small: on the 3x3 Schlögl grid eigenvalues up to 2.6e4
+    with lam = 1e-5 came out with a smallest eigenvalue of -1.5e-3, which no widening of
+    the float32 numbers mends."""
     factor, info = torch.linalg.cholesky_ex(A)
     # a NaN anywhere propagates to the diagonal; the strict upper part may be garbage
     # (one host read: the float32 retry is a decision)
     if not read((info == 0) & torch.isfinite(factor.diagonal()).all()):
         if A.dtype == torch.float32:
-            return _cholesky_solve(A.double(), rhs.double(), what).to(A.dtype)
+            FLOAT32_REFACTORED["count"] += 1
+            wide = rebuild() if rebuild is not None else A.double()
+            return _cholesky_solve(wide, rhs.double(), what).to(A.dtype)
         raise CRNSolverError(f"the {what} matrix is not positive definite (Cholesky failed)",
                              hint="use a larger lambda, or a smaller dt")
     return cholesky_apply(factor, rhs)
@@ -514,7 +524,12 @@ def _solve_structured(scores: NadeScores, w, sw, v_tilde, lam, block: int = GRAM
     """Sample-space solve with the structured Gram, touching only its lower triangle
     (``_sample_space_matrix``)."""
     G = _sample_space_matrix(scores, sw, lam, block)
-    u = _cholesky_solve(G, v_tilde, "sample-space Gram")
+
+    def in_float64():
+        wide = NadeScores(scores.net, scores.d.double(), scores.h.double(), scores.hidden.double())
+        return _sample_space_matrix(wide, sw.double(), lam, block)
+
+    u = _cholesky_solve(G, v_tilde, "sample-space Gram", rebuild=in_float64)
     y = sw * u
     return scores.rmatvec(y - w * y.sum()), lam ** 2 * (u @ u), 0   # O~^T u = O^T C^T S u
 

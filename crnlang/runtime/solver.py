@@ -200,10 +200,11 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
     the device. Inside the step loop the host reads the device only where a decision needs
     a value (``guards``: the checks are read with those values).
     """
-    from .natgrad import solve_sr as _solve_sr, solve_sr_split
+    from .natgrad import FLOAT32_REFACTORED, solve_sr as _solve_sr, solve_sr_split
     from .networks import make_network
 
     wall_start = time.perf_counter()
+    FLOAT32_REFACTORED["count"] = 0
     _solver_settings(settings)
     check_bounded(kernel)
     rank, processes = distributed.world()
@@ -370,6 +371,7 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
         reporter.close()
 
     extra["velocities"] = velocities_before + tdvp.evaluations
+    extra["float32_refactored"] = FLOAT32_REFACTORED["count"]
     if processes > 1:
         extra.update(processes=processes, same_samples=distributed.same_samples())
     if settings.integrator == "rkc" and rkc.rho is not None:
@@ -407,6 +409,11 @@ def _result(kernel, settings, snapshots, extra, net, init_spread, wall) -> Resul
                         "distribution's relaxation. Use @network(head = onehot) for an exact start"
                         if getattr(net, "smooth", False) else
                         f"the network fits the initial distribution only to KL {kl:.3g}")
+    if extra.get("float32_refactored", 0):
+        warnings.append(f"{extra['float32_refactored']} float32 Gram matrices were not positive definite "
+                        "(float32 rounding against a small lambda) and were factored again in float64: "
+                        "float32 is too coarse for this model (on the 3x3 Schlögl grid it went wrong); "
+                        "use dtype = float64")
     if extra.get("outside_mass", 0.0) > OUTSIDE_WARN:
         warnings.append(f"up to {extra['outside_mass']:.3g} of the network's mass sat outside the model's "
                         "support (box states that break a conservation law's bounds): the figures are "
