@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import random
 
-from ..model.ir import Binary, Const, Expr, ParamRef, SpeciesRef, TimeRef, Unary, species_in
+from ..model.ir import Binary, Const, Expr, ParamRef, TimeRef, Unary, species_in
 from ..model.semantics import evaluate, mass_action_term
 
 _N_CHECKS = 24

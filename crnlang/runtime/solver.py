@@ -212,6 +212,8 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
         check_splittable(settings, processes)
     method, dtype = settings.method, DTYPES[settings.dtype]
     device = resolve_device(device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)   # (nccl's collectives and the caching allocator use it)
     lower, upper = [int(v) for v in kernel.LOWER], [int(v) for v in kernel.UPPER]
     check_network_memory(lower, upper, settings)
     generator = torch.Generator().manual_seed(int(settings.seed))
