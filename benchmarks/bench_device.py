@@ -31,17 +31,13 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 import crnlang  # noqa: E402
 from crnlang.runtime.devices import HostReads  # noqa: E402
+from report import hellinger  # noqa: E402
 
 TOGGLE = REPO / "examples" / "toggle_switch.crn"
-
-
-def hellinger(p, q) -> float:
-    n = max(len(p), len(q))
-    p, q = np.pad(p, (0, n - len(p))), np.pad(q, (0, n - len(q)))
-    return float(np.sqrt(0.5 * ((np.sqrt(np.clip(p, 0, None)) - np.sqrt(np.clip(q, 0, None))) ** 2).sum()))
 
 
 def reads_per_step(method: str, integrator: str, dt: float = 0.005, batch: int = 500) -> tuple[float, dict]:

@@ -134,8 +134,7 @@ class Estimator:
         network's box is this box, else state by state."""
         if self._nets_box(net):
             return net.box_log_probs().to(torch.float64)
-        device = net.lower.device if hasattr(net, "lower") else next(net.parameters()).device
-        return torch.cat([net.log_prob(c.to(device)).cpu()
+        return torch.cat([net.log_prob(c.to(net.lower.device)).cpu()
                           for c in torch.split(self.states, CHUNK)]).to(torch.float64)
 
     def _sequential_probabilities(self, net, snap: Snapshot) -> None:
