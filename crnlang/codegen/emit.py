@@ -28,6 +28,7 @@ from ..model.ir import Logic, Model, Reaction, species_in, uses_time
 from ..model.semantics import interval_region, mass_action_expr
 from .. import version
 from .exprs import ExprCompiler, Piece, float_literal
+from .groups import ReactionGroup, contiguous, edge_rows_code, group_reactions, labels_code
 
 TEMPLATE = "kernel.py.j2"
 
@@ -64,12 +65,51 @@ def py_literal(value: Any) -> str:
     raise TypeError(f"no literal for {type(value).__name__}")
 
 
+# ---------------------------------------------------------------- absorbing regions
+def _indicator(op: str, piece: Piece) -> str:
+    """A term's indicator of deciding its region: false for ``and``, true for ``or``."""
+    if piece.constant:
+        return "1" if bool(piece.value) != (op == "and") else "0"
+    return f"(~{piece.truth()})" if op == "and" else piece.truth()
+
+
+def _interleaved(starred: list[str]) -> str:
+    """One starred entry of a tuple display from each group's starred entry ("*seq"): the
+    entry itself for one group, else the groups' items interleaved (a block of step m)."""
+    if len(starred) == 1:
+        return starred[0]
+    return "*_ks.interleave(" + ", ".join(code[1:] for code in starred) + ")"
+
+
+def _absorbed_test(op: str, count: str, corrected: bool) -> str:
+    """Is the region entered, from its count of deciding terms (corrected: an expression)."""
+    test = "== 0" if op == "and" else "> 0"
+    return f"(({count}) {test})" if corrected else f"({count} {test})"
+
+
+def _terms_by_species(terms, params) -> dict[str, int] | None:
+    """{species: term index} when every term reads exactly one species, each species in one
+    term, and all terms are one template (``X[s] <= 15`` at every site); else None."""
+    by_species: dict[str, int] = {}
+    for t, term in enumerate(terms):
+        names = species_in(term)
+        if len(names) != 1 or uses_time(term):
+            return None
+        (name,) = names
+        if name in by_species:
+            return None
+        by_species[name] = t
+    templates = {ExprCompiler(params, lambda _: "s0")._template(term)[0] for term in terms}
+    return by_species if len(templates) == 1 and templates.pop()[1] == 1 else None
+
+
 # ---------------------------------------------------------------- the model-specific code
 class KernelSource:
     """Everything the template needs for one model, as code strings and literals."""
 
-    def __init__(self, model: Model, analysis):
+    def __init__(self, model: Model, analysis, grouped: bool = True):
         self.model = model
+        self.grouped = grouped
         self.analysis = analysis
         self.all_species = tuple(s.name for s in model.species)
         self.full_index = {name: j for j, name in enumerate(self.all_species)}
@@ -78,6 +118,10 @@ class KernelSource:
         self.eliminations = self._ordered_eliminations()
         self.bounds = {name: self._bounds_of(name) for name in self.all_species}
         self.params = model.param_values
+        self.base = {s.name: (s.base or s.name) for s in model.species}
+        self.blocks = group_reactions(model.reactions, self.template_of)
+        self.groups = [group for block in self.blocks for group in block]
+        self.row_tables, self.slot_layout = self._slot_layout()
 
     # ------------------------------------------------------------ inputs
     def _bounds_of(self, name: str) -> tuple[int, int | None]:
@@ -159,13 +203,15 @@ class KernelSource:
 
     def rate_constants(self) -> str:
         """RATE_CONSTANTS: c_k for each reaction whose propensity is c_k * h(x) with a constant
-        c_k (mass action, a rate that reads neither species nor t), else None; as source."""
-        values = []
-        for reaction in self.model.reactions:
+        c_k (mass action, a rate that reads neither species nor t), else None; as source
+        (one starred entry per block of groups)."""
+        def code(group):
+            reaction = group.reactions[0]
             rate = ExprCompiler(self.params, self.row).compile(reaction.rate)
             constant = reaction.mass_action and rate.constant and not rate.boolean
-            values.append(float_literal(float(rate.value)) if constant else "None")
-        return "(" + "".join(f"{v}, " for v in values) + ")"
+            value = float_literal(float(rate.value)) if constant else "None"
+            return f"*({value},)" if group.size == 1 else f"*(({value},) * {group.size})"
+        return "(" + "".join(f"{_interleaved([code(g) for g in b])}, " for b in self.blocks) + ")"
 
     def reaction_comment(self, reaction: Reaction) -> str:
         def side(terms):
@@ -173,6 +219,108 @@ class KernelSource:
         arrow = "->" if reaction.mass_action else "=>"
         return comment_text(f"{reaction.label}: {side(reaction.reactants)} {arrow} "
                             f"{side(reaction.products)}")
+
+    # ------------------------------------------------------------ reaction groups
+    def template_of(self, reaction: Reaction) -> tuple[tuple, tuple[str, ...]]:
+        """(key, slots): the reaction's propensity code with species read from slots s0, s1,
+        ... (the species it reads, then the other reactants and products), with each slot's
+        change, reactant order, declared species and bounds. Equal keys: one line of code."""
+        slots: list[str] = []
+
+        def col(name):
+            if name not in slots:
+                slots.append(name)
+            return f"s{slots.index(name)}"
+
+        code = self.propensity_code(reaction, col)
+        for name, _ in reaction.reactants + reaction.products:
+            if name not in slots:
+                slots.append(name)
+        change, order = reaction.change(), dict(reaction.reactants)
+        if not self.grouped:
+            return id(reaction), tuple(slots)
+        key = (code, reaction.mass_action,
+               tuple((change.get(n, 0), order.get(n, 0), self.base[n], self.bounds[n])
+                     for n in slots))
+        return key, tuple(slots)
+
+    def _slot_layout(self):
+        """(_ROWS entries as code, per group and slot (code reading the rows of f, the rows
+        as a _GROUPS entry)): one row f[j], a slice f[a:b], or a gather f[_ROWS[n]]."""
+        tables: list[str] = []
+        layout = []
+        for group in self.groups:
+            per_slot = []
+            for j in range(len(group.slots[0])):
+                rows = [self.full_index[name] for name in group.column(j)]
+                if group.size == 1:
+                    per_slot.append((f"f[{rows[0]}]", str(rows[0])))
+                elif contiguous(rows):
+                    per_slot.append((f"f[{rows[0]}:{rows[0] + group.size}]", str(rows[0])))
+                else:
+                    tables.append(edge_rows_code(rows, self.model.lattice)
+                                  or f"torch.tensor({py_literal(rows)})")
+                    ref = f"_ROWS[{len(tables) - 1}]"
+                    per_slot.append((f"f[{ref}]", ref))
+            layout.append(per_slot)
+        return tables, layout
+
+    def group_col(self, index: int, shift: int = 0) -> Callable[[str], str]:
+        """Code reading group ``index``'s slots (by the species of its first reaction), at
+        x - shift * CHANGE[k]."""
+        group = self.groups[index]
+        names = group.slots[0]
+        change = group.reactions[0].change()
+
+        def col(name):
+            code = self.slot_layout[index][names.index(name)][0]
+            d = shift * change.get(name, 0)
+            if d == 0:
+                return code
+            return f"({code} - {d})" if d > 0 else f"({code} + {-d})"
+        return col
+
+    @staticmethod
+    def target(group: ReactionGroup) -> str:
+        """The rows of a (K, B) buffer the group writes: "3", "0:9" or "0:17:2"."""
+        if group.size == 1:
+            return str(group.start)
+        step = "" if group.step == 1 else f":{group.step}"
+        return f"{group.start}:{group.stop}{step}"
+
+    def group_comment(self, group: ReactionGroup) -> str:
+        first = self.reaction_comment(group.reactions[0])
+        if group.size == 1:
+            return first
+        return comment_text(f"{first} ... {group.reactions[-1].label} ({group.size} reactions)")
+
+    def group_lines(self, code_of: Callable[[int, ReactionGroup], str]) -> list[dict]:
+        return [{"k": self.target(g), "code": code_of(i, g), "comment": self.group_comment(g)}
+                for i, g in enumerate(self.groups)]
+
+    def groups_table(self) -> list[dict]:
+        """_GROUPS: (start, stop, step, rows per slot, change per slot, reactant order per
+        slot)."""
+        out = []
+        for group, layout in zip(self.groups, self.slot_layout):
+            r = group.reactions[0]
+            change, order = r.change(), dict(r.reactants)
+            names = group.slots[0]
+            specs = [spec for _, spec in layout]
+            rows = "(" + ", ".join(specs) + ("," if len(specs) == 1 else "") + ")"
+            out.append({"code": f"({group.start}, {group.stop}, {group.step}, {rows}, "
+                                f"{py_literal(tuple(change.get(n, 0) for n in names))}, "
+                                f"{py_literal(tuple(order.get(n, 0) for n in names))})",
+                        "comment": self.group_comment(group)})
+        return out
+
+    def reaction_labels(self) -> list[str]:
+        """REACTIONS, one starred entry per block (its groups interleaved)."""
+        def code(g):
+            return labels_code([r.label for r in g.reactions],
+                               self.base[g.slots[0][0]] if g.slots[0] else "",
+                               self.model.lattice, py_literal)
+        return [_interleaved([code(g) for g in block]) for block in self.blocks]
 
     # ------------------------------------------------------------ functions
     def full_rows(self):
@@ -189,14 +337,13 @@ class KernelSource:
         return locals_, rows
 
     def propensity_lines(self):
-        """propensities(x, t): one line per reaction on the float rows f (L_full, B)."""
-        return [{"k": k, "code": self.propensity_code(r, self.row),
-                 "comment": self.reaction_comment(r)} for k, r in enumerate(self.model.reactions)]
+        """propensities(x, t): one line per reaction group on the float rows f (L_full, B)."""
+        return self.group_lines(lambda i, g: self.propensity_code(g.reactions[0], self.group_col(i)))
 
     def propensity_prev_lines(self):
-        """Reaction k's propensity at x - CHANGE[k]: the rows of f shifted by the change."""
-        return [{"k": k, "code": self.propensity_code(r, self.shifted_col(r)),
-                 "comment": self.reaction_comment(r)} for k, r in enumerate(self.model.reactions)]
+        """Each group's propensity at x - CHANGE[k]: its rows shifted by the change."""
+        return self.group_lines(
+            lambda i, g: self.propensity_code(g.reactions[0], self.group_col(i, shift=1)))
 
     def fires_lines(self):
         """fires(x): per reaction, the conditions that x + CHANGE[k] stays in the bounds."""
@@ -207,24 +354,31 @@ class KernelSource:
         return self._step_lines(sign=-1)
 
     def _step_lines(self, sign: int):
-        lines = []
-        for k, r in enumerate(self.model.reactions):
+        def code(index, group):
             conds = []
-            for j, d in enumerate(self.change_full(r)):
-                d *= sign
-                lo, hi = self.bounds[self.all_species[j]]
+            change = group.reactions[0].change()
+            for name, (col, _) in zip(group.slots[0], self.slot_layout[index]):
+                d = sign * change.get(name, 0)
+                lo, hi = self.bounds[name]
                 if d > 0 and hi is not None:
-                    conds.append(f"(f[{j}] <= {hi - d})")
+                    conds.append(f"({col} <= {hi - d})")
                 elif d < 0:
-                    conds.append(f"(f[{j}] >= {lo - d})")
-            lines.append({"k": k, "code": " & ".join(["ok"] + conds),
-                          "comment": self.reaction_comment(r)})
-        return lines
+                    conds.append(f"({col} >= {lo - d})")
+            return " & ".join(["ok"] + conds)
+        return self.group_lines(code)
+
+    def block(self, names: list[str]) -> str:
+        """Code of the rows of several species as one (n, B) block: a slice when they are
+        contiguous (a species at every site), else a gather."""
+        rows = [self.full_index[name] for name in names]
+        if contiguous(rows):
+            return f"f[{rows[0]}:{rows[0] + len(rows)}]"
+        return f"f[{py_literal(rows)}]"
 
     def observable_lines(self):
         out = []
         for obs in self.model.observables:
-            piece: Piece = ExprCompiler(self.params, self.row).compile(obs.expr)
+            piece: Piece = ExprCompiler(self.params, self.row, self.block).compile(obs.expr)
             code = piece.truth() if obs.boolean else piece.numeric()
             out.append({"name": py_literal(obs.name), "code": code, "boolean": obs.boolean,
                         "comment": comment_text(obs.name)})
@@ -238,7 +392,7 @@ class KernelSource:
             if uses_time(obs.expr):
                 raise CRNSemanticError(f"absorbing region {obs.name!r} must not depend on t",
                                        obs.loc)
-            piece = ExprCompiler(self.params, self.row).compile(obs.expr)
+            piece = ExprCompiler(self.params, self.row, self.block).compile(obs.expr)
             out.append({"code": piece.truth(), "comment": comment_text(obs.name)})
         return out
 
@@ -259,47 +413,79 @@ class KernelSource:
         A region is an ``and``/``or`` of terms (a single condition is an ``and`` of one).
         At x we count the deciding terms (false ones for ``and``, true ones for ``or``); at
         x - CHANGE[k] only the terms that read a species k changes can differ, so their
-        count is corrected term by term. Returns (count locals, one line per reaction)."""
+        count is corrected term by term. Returns (count locals, one line per reaction group,
+        or per reaction where a group's slots do not map onto one template of terms)."""
         regions = []
         for i, obs in enumerate(o for o in self.model.observables if o.absorbing):
             expr = obs.expr
             op, terms = (expr.op, expr.args) if isinstance(expr, Logic) else ("and", (expr,))
-            compiled = []
-            for term in terms:
-                piece = ExprCompiler(self.params, self.row).compile(term)
-                compiled.append((term, piece))
-            regions.append((i, op, compiled, comment_text(obs.name)))
-
-        def indicator(op, piece):
-            if piece.constant:
-                return "1" if bool(piece.value) != (op == "and") else "0"
-            return f"(~{piece.truth()})" if op == "and" else piece.truth()
-
-        counts = [{"var": f"n{i}", "comment": name,
-                   "code": "_ks.count(x.shape[0], x.device, "
-                           + ", ".join(indicator(op, p) for _, p in compiled) + ")"}
-                  for i, op, compiled, name in regions]
+            compiled = [(term, ExprCompiler(self.params, self.row).compile(term)) for term in terms]
+            regions.append((i, op, compiled, comment_text(obs.name),
+                            _terms_by_species(terms, self.params)))
+        counts = [{"var": f"n{i}", "comment": name, "code": self._count_code(op, compiled)}
+                  for i, op, compiled, name, _ in regions]
         lines = []
-        for k, reaction in enumerate(self.model.reactions):
-            changed = {n for n, d in reaction.change().items() if d != 0}
-            col = self.shifted_col(reaction)
-            parts = []
-            for i, op, compiled, _ in regions:
-                affected = [(t, p) for t, p in compiled
-                            if not p.constant and species_in(t) & changed]
-                test = "== 0" if op == "and" else "> 0"
-                if not affected:
-                    parts.append(f"(n{i} {test})")
-                    continue
-                code = f"n{i}"
-                for term, piece in affected:
-                    moved = ExprCompiler(self.params, col).compile(term)
-                    code += (f" - {indicator(op, piece)}.to(torch.int32)"
-                             f" + _ks.as_count({indicator(op, moved)})")
-                parts.append(f"(({code}) {test})")
-            lines.append({"k": k, "code": " | ".join(parts),
-                          "comment": self.reaction_comment(reaction)})
+        for index, group in enumerate(self.groups):
+            code = self._absorbed_group_code(index, group, regions) if group.size > 1 else None
+            if code is not None:
+                lines.append({"k": self.target(group), "code": code,
+                              "comment": self.group_comment(group)})
+                continue
+            for k, reaction in zip(group.indices, group.reactions):
+                lines.append({"k": k, "code": self._absorbed_code(reaction, regions),
+                              "comment": self.reaction_comment(reaction)})
         return counts, lines
+
+    def _count_code(self, op, compiled) -> str:
+        """The number of deciding terms at x, (B,) int32: one reduction over blocks of rows
+        when the terms are one template over other species, else a sum of indicators."""
+        block = ExprCompiler(self.params, self.row, self.block).over_blocks([t for t, _ in compiled])
+        if block is not None:
+            return f"{_indicator(op, block)}.sum(0, dtype=torch.int32)"
+        return ("_ks.count(x.shape[0], x.device, "
+                + ", ".join(_indicator(op, p) for _, p in compiled) + ")")
+
+    def _absorbed_code(self, reaction: Reaction, regions) -> str:
+        changed = {n for n, d in reaction.change().items() if d != 0}
+        col = self.shifted_col(reaction)
+        parts = []
+        for i, op, compiled, _, _ in regions:
+            affected = [(t, p) for t, p in compiled
+                        if not p.constant and species_in(t) & changed]
+            code = f"n{i}"
+            for term, piece in affected:
+                moved = ExprCompiler(self.params, col).compile(term)
+                code += (f" - {_indicator(op, piece)}.to(torch.int32)"
+                         f" + _ks.as_count({_indicator(op, moved)})")
+            parts.append(_absorbed_test(op, code, bool(affected)))
+        return " | ".join(parts)
+
+    def _absorbed_group_code(self, index: int, group: ReactionGroup, regions) -> str | None:
+        """The group's line of _absorbing_prev: each changed slot whose species all lie in a
+        region's terms corrects the count by the term at the slot's rows; None when a slot's
+        species are partly in a region or a region's terms are not one template."""
+        change = group.reactions[0].change()
+        parts = []
+        for i, op, compiled, _, by_species in regions:
+            code, corrected = f"n{i}", False
+            for j, name in enumerate(group.slots[0]):
+                if change.get(name, 0) == 0:
+                    continue
+                inside = {n in (by_species or ()) for n in group.column(j)}
+                if by_species is None and any(name in species_in(t) for t, _ in compiled):
+                    return None
+                if inside == {False}:
+                    continue
+                if inside != {True}:
+                    return None
+                term = compiled[by_species[name]][0]
+                here = ExprCompiler(self.params, self.group_col(index)).compile(term)
+                moved = ExprCompiler(self.params, self.group_col(index, shift=1)).compile(term)
+                code += (f" - {_indicator(op, here)}.to(torch.int32)"
+                         f" + _ks.as_count({_indicator(op, moved)})")
+                corrected = True
+            parts.append(_absorbed_test(op, code, corrected))
+        return " | ".join(parts)
 
     def interval_regions(self) -> dict:
         """Boolean observables that are products of per-species intervals of state-vector
@@ -335,6 +521,25 @@ class KernelSource:
             arg_code = ", ".join(py_literal(a) for a in args)
             out.append({"code": f"_ks.{ctor}({arg_code}, lo={lo}, hi={py_literal(hi)})",
                         "comment": comment_text(f"{name} ~ {dist.kind}{tuple(dist.args)}")})
+        return out
+
+    def init_runs(self):
+        """init_marginals with runs of equal marginals (a species at every site) written once,
+        starred: ``*((_ks.Fixed(50, lo=0, hi=84),) * 64)``."""
+        runs: list[list] = []
+        for name, m in zip(self.all_species, self.init_marginals()):
+            if runs and runs[-1][0]["code"] == m["code"]:
+                runs[-1][1].append(name)
+            else:
+                runs.append([m, [name]])
+        out = []
+        for m, names in runs:
+            if len(names) == 1:
+                out.append(m)
+            else:
+                out.append({"code": f"*(({m['code']},) * {len(names)})",
+                            "comment": comment_text(f"{names[0]} ... {names[-1]}: "
+                                                    + m["comment"].split(" ~ ", 1)[-1])})
         return out
 
     @staticmethod
@@ -397,13 +602,9 @@ class KernelSource:
             "full_upper": py_literal(tuple(self.bounds[n][1] for n in self.all_species)),
             "declared_upper": py_literal({s.name: int(s.hi) for s in m.species
                                           if s.hi is not None}),
-            "reactions": py_literal(tuple(r.label for r in m.reactions)),
-            "change_full": [self.change_full(r) for r in m.reactions],
-            "reactants_full": [[int(dict(r.reactants).get(n, 0)) for n in self.all_species]
-                               for r in m.reactions],
-            "change": [[row[self.full_index[n]] for n in self.reduced]
-                       for row in (self.change_full(r) for r in m.reactions)],
-            "reaction_comments": [self.reaction_comment(r) for r in m.reactions],
+            "reaction_labels": self.reaction_labels(),
+            "row_tables": self.row_tables,
+            "groups": self.groups_table(),
             "rate_constants": self.rate_constants(),
             "time_dependent": time_dependent,
             "observables": py_literal(tuple(o.name for o in m.observables)),
@@ -422,7 +623,7 @@ class KernelSource:
             "observables_use_time": any(uses_time(o.expr) for o in m.observables),
             "absorbing_lines": self.absorbing_lines(),
             "absorb_counts": absorb_counts, "absorb_prev_lines": absorb_prev_lines,
-            "init_marginals": self.init_marginals(),
+            "init_marginals": self.init_runs(),
             "reduced_full_index": py_literal(reduced_full_index),
         }
 
@@ -438,7 +639,9 @@ def _template():
     return env.get_template(TEMPLATE)
 
 
-def emit(model: Model, analysis) -> str:
+def emit(model: Model, analysis, grouped: bool = True) -> str:
     """The generated kernel module of ``model``, as Python source: a pure function of the
-    model and its ``Analysis`` (the same text on every machine and in every folder)."""
-    return _template().render(**KernelSource(model, analysis).context())
+    model and its ``Analysis`` (the same text on every machine and in every folder).
+    ``grouped=False``: a line per reaction, no reaction groups (the baseline of
+    benchmarks/bench_lattice.py and a cross-check in the tests)."""
+    return _template().render(**KernelSource(model, analysis, grouped).context())

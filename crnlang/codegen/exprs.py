@@ -41,6 +41,13 @@ def constant_literal(value) -> str:
     return float_literal(value)
 
 
+def _sum_terms(expr: Expr) -> list[Expr]:
+    """The leaves of a tree of ``+`` (``sum(X)`` lowers to a balanced one), left to right."""
+    if isinstance(expr, Binary) and expr.op == "+":
+        return _sum_terms(expr.left) + _sum_terms(expr.right)
+    return [expr]
+
+
 def _with_children(expr: Expr, args: list[Expr]) -> Expr:
     """The same node over new operands."""
     if isinstance(expr, Unary):
@@ -83,9 +90,11 @@ class ExprCompiler:
     float tensor of shape (B,).
     """
 
-    def __init__(self, params: Mapping[str, float], column: Callable[[str], str]):
+    def __init__(self, params: Mapping[str, float], column: Callable[[str], str],
+                 block: Callable[[list[str]], str] | None = None):
         self.params = dict(params)
         self.column = column
+        self.block = block
 
     def compile(self, expr: Expr) -> Piece:
         if not species_in(expr) and not uses_time(expr):
@@ -94,6 +103,9 @@ class ExprCompiler:
             return Piece(self.column(expr.name), constant=False, boolean=False)
         if isinstance(expr, TimeRef):
             return Piece("t", constant=False, boolean=False)
+        reduced = self._reduction(expr) if self.block is not None else None
+        if reduced is not None:
+            return reduced
         if isinstance(expr, Logic):
             return self._logic(expr)
         # a node whose operands all folded (an `and`/`or` can fold around a species) folds too
@@ -111,6 +123,52 @@ class ExprCompiler:
         if isinstance(expr, Call):
             return self._call(expr, args)
         raise TypeError(f"not an expression node: {expr!r}")
+
+    # ------------------------------------------------------------ reductions over blocks
+    def _reduction(self, expr: Expr) -> Piece | None:
+        """``all``/``any``/``sum`` over many terms that are one template over other species
+        (a lattice's sites): the template once over blocks of rows, reduced over the block's
+        first axis. None when the terms differ."""
+        if isinstance(expr, Logic):
+            terms, reduce = list(expr.args), (".all(0)" if expr.op == "and" else ".any(0)")
+        elif isinstance(expr, Binary) and expr.op == "+":
+            terms, reduce = _sum_terms(expr), ".sum(0)"
+        else:
+            return None
+        piece = self.over_blocks(terms)
+        if piece is None:
+            return None
+        if isinstance(expr, Logic):
+            return Piece(f"({piece.truth()}){reduce}", constant=False, boolean=True)
+        return Piece(f"({piece.numeric()}){reduce}", constant=False, boolean=False)
+
+    def over_blocks(self, terms: list[Expr]) -> Piece | None:
+        """Three or more terms that are one template over other species, as one (n, B) piece:
+        slot j of the template reads ``block(species of slot j in each term)``, e.g.
+        ``f[0:64]``. None without a block reader, or when the terms differ or are constant."""
+        if self.block is None or len(terms) < 3:
+            return None
+        templates = [self._template(term) for term in terms]
+        (code, n_slots), boolean = templates[0][0], templates[0][2]
+        if n_slots == 0 or any((t[0], t[2]) != ((code, n_slots), boolean) for t in templates):
+            return None
+        for j in range(n_slots):
+            code = code.replace(f"\x00{j}\x00", self.block([t[1][j] for t in templates]))
+        return Piece(code, constant=False, boolean=boolean)
+
+    def _template(self, term: Expr) -> tuple[tuple[str, int], list[str], bool]:
+        """((code with slot markers, number of slots), the species of each slot, boolean)."""
+        slots: list[str] = []
+
+        def col(name):
+            if name not in slots:
+                slots.append(name)
+            return f"\x00{slots.index(name)}\x00"
+
+        piece = ExprCompiler(self.params, col).compile(term)
+        if piece.constant:
+            return ("", 0), slots, piece.boolean
+        return (piece.code, len(slots)), slots, piece.boolean
 
     # ------------------------------------------------------------ node kinds
     def _fold(self, expr: Expr) -> Piece:

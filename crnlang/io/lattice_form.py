@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from ..model.ir import (Binary, Call, Const, Expr, Logic, Model, Reaction, SpeciesRef, Unary,
                         Compare)
-from ..model.lattice import directed_edges, site_label, sites_of
+from ..model.lattice import directed_edges, hop_label, site_label, sites_of
 from .crn_format import (SITE_NAME, format_expr, format_reaction, init_text, observable_lines,
                          side_text, species_line)
 
@@ -111,7 +111,7 @@ def _is_diffuse(chunk: list[Reaction], base: str, edges) -> bool:
         return False
     rate = chunk[0].rate
     for r, (a, b) in zip(chunk, edges):
-        want = Reaction(f"{base}_hop_{'_'.join(map(str, a + b))}", ((site_label(base, a), 1),),
+        want = Reaction(hop_label(base, a, b), ((site_label(base, a), 1),),
                         ((site_label(base, b), 1),), rate, True)
         if r != want:
             return False

@@ -30,6 +30,19 @@ def site_label(name: str, site: tuple[int, ...] | None) -> str:
     return f"{name}[{','.join(map(str, site))}]"
 
 
+def hop_label(species: str, a: tuple[int, ...], b: tuple[int, ...]) -> str:
+    """The label of ``diffuse``'s hop of ``species`` from site a to b: "X_hop_0_1_1_1"."""
+    return f"{species}_hop_{'_'.join(map(str, a + b))}"
+
+
+def site_number(lattice: Lattice, site: tuple[int, ...]) -> int:
+    """The row-major position of ``site`` among ``sites_of(lattice)``."""
+    number = 0
+    for k, n in zip(site, lattice.shape):
+        number = number * n + k
+    return number
+
+
 def neighbours(lattice: Lattice, site: tuple[int, ...]) -> list[tuple[int, ...]]:
     """Nearest neighbours of ``site``, sorted, each once (wrap-around when periodic)."""
     out = set()

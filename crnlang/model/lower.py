@@ -25,7 +25,7 @@ from ..syntax.parser import parse_text
 from . import ir
 from .expressions import ExpressionLowerer, PoisonedName, Scope
 from .imports import Splicer
-from .lattice import directed_edges, lattice_from_args, site_label, sites_of
+from .lattice import directed_edges, hop_label, lattice_from_args, site_label, sites_of
 from .names import check_name
 from .semantics import evaluate
 from .settings import settings_from_annotations
@@ -347,8 +347,7 @@ class Lowerer(ExpressionLowerer):
         out = []
         for n in stmt.names:
             for a, b in directed_edges(self.lattice):
-                label = f"{n.name}_hop_{'_'.join(map(str, a + b))}"
-                out.append(ir.Reaction(label, ((site_label(n.name, a), 1),), ((site_label(n.name, b), 1),),
+                out.append(ir.Reaction(hop_label(n.name, a, b), ((site_label(n.name, a), 1),), ((site_label(n.name, b), 1),),
                                        rate, True, loc))
         return out
 

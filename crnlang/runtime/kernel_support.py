@@ -13,6 +13,8 @@ import numpy as np
 import torch
 
 from ..model.initial import check_initial
+from ..model.ir import Lattice
+from ..model.lattice import directed_edges, hop_label, site_label, site_number, sites_of
 
 TAIL = 1e-12            # an unbounded Poisson is cut where its upper tail is below this
 NO_UPPER = 2 ** 62      # stands for "no upper bound" in bound tensors
@@ -61,6 +63,53 @@ def within_rows(rows: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) ->
     """(L, B) rows, (L,) bounds -> (B,) bool: every row inside [lower, upper]."""
     lower, upper = lower.to(rows.device)[:, None], upper.to(rows.device)[:, None]
     return ((rows >= lower) & (rows <= upper)).all(dim=0)
+
+
+# ---------------------------------------------------------------- reaction groups
+def _lattice(info: dict) -> Lattice:
+    return Lattice(info["kind"], tuple(info["shape"]), bool(info["periodic"]))
+
+
+def edge_rows(lattice: dict, end: int, offset: int) -> torch.Tensor:
+    """(E,) int64: offset + the site number of end ``end`` (0 from, 1 to) of every directed
+    edge of the lattice (``MODEL.lattice``), in ``directed_edges`` order."""
+    info = _lattice(lattice)
+    return torch.tensor([offset + site_number(info, edge[end]) for edge in directed_edges(info)],
+                        dtype=torch.int64)
+
+
+def site_labels(lattice: dict, label: str) -> tuple[str, ...]:
+    """``label`` at every site: ("r1[0,0]", "r1[0,1]", ...)."""
+    return tuple(site_label(label, s) for s in sites_of(_lattice(lattice)))
+
+
+def hop_labels(lattice: dict, species: str) -> tuple[str, ...]:
+    """The labels of ``diffuse``'s hops of ``species``, one per directed edge."""
+    return tuple(hop_label(species, a, b) for a, b in directed_edges(_lattice(lattice)))
+
+
+def group_rows(rows, size: int) -> torch.Tensor:
+    """(size,) int64 rows of one slot of a reaction group: an int a means a, a+1, ..."""
+    if isinstance(rows, int):
+        return torch.arange(rows, rows + size, dtype=torch.int64)
+    return torch.as_tensor(rows, dtype=torch.int64)
+
+
+def reaction_matrix(n_reactions: int, n_species: int, groups, field: int) -> torch.Tensor:
+    """(K, L) int64 from the reaction groups ``(start, stop, step, rows per slot, change per
+    slot, reactant order per slot)``: entry [start + g * step, rows[j][g]] = groups[field][j]."""
+    out = torch.zeros((n_reactions, n_species), dtype=torch.int64)
+    for group in groups:
+        start, stop, step, slot_rows, values = *group[:4], group[field]
+        reactions = torch.arange(start, stop, step)
+        for rows, value in zip(slot_rows, values):
+            out[reactions, group_rows(rows, len(reactions))] = value
+    return out
+
+
+def interleave(*runs) -> tuple:
+    """(a0, b0, a1, b1, ...) from equally long runs (a0, a1, ...), (b0, b1, ...)."""
+    return tuple(item for items in zip(*runs, strict=True) for item in items)
 
 
 # ---------------------------------------------------------------- initial marginals
