@@ -34,7 +34,7 @@ METHODS = NEURAL_METHODS + ("fsp",) + SIMULATION_METHODS + ("auto",)
 INTEGRATORS = ("euler", "heun", "rk4", "rkc", "adaptive", "implicit")
 STEP_CONTROLLED = ("adaptive", "implicit")        # integrators that choose their own step
 
-NETWORKS = ("nade", "gru", "transformer")
+NETWORKS = ("nade", "shared", "gru", "transformer")
 # output heads: one free logit per outcome, or logits smooth in n (runtime/networks.py)
 HEADS = ("onehot", "smooth")
 PROPOSALS = ("plain", "alpha", "diffusive", "mixture", "defensive")

@@ -311,7 +311,7 @@ def test_unknown_head_is_reported():
         make_network("nade", SMOOTH_LOWER, SMOOTH_UPPER, head="spline")
 
 
-@pytest.mark.parametrize("kind", ["nade", "gru", "transformer"])
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("head", ["onehot", "smooth"])
 def test_box_log_probs_enumerates_the_box_in_box_states_order(kind, head):
     """The prefix-tree enumeration equals log_prob state by state (same order, chunked or
@@ -331,3 +331,20 @@ def test_box_log_probs_enumerates_the_box_in_box_states_order(kind, head):
             assert got.shape == expected.shape
             assert torch.allclose(got, expected, rtol=0, atol=1e-12)
         assert abs(float(torch.logsumexp(got, 0))) < 1e-12
+
+
+def test_shared_network_shares_heads_across_sites():
+    """One head per declared species: adding sites adds only a bias and a distance weight
+    (2 H per site), where NADE adds a whole head; classes keep X and Y apart."""
+    H = 8
+    def count(kind, sites, classes=None):
+        return make_network(kind, [0] * sites, [40] * sites, hidden=H, head="smooth",
+                            classes=classes).n_parameters()
+    assert count("shared", 6) - count("shared", 2) == 4 * 2 * H
+    per_site_nade = count("nade", 3) - count("nade", 2)
+    assert count("nade", 6) - count("nade", 2) == 4 * per_site_nade > 4 * 2 * H * 5
+    two_kinds = count("shared", 4, ["X", "X", "Y", "Y"]) - count("shared", 4, ["X"] * 4)
+    head = count("shared", 1) - H * 2          # one site: V, b of one head (+ c, U of one row)
+    assert two_kinds == head
+    net = make_network("shared", [0, 0, 0], [5, 5, 5], hidden=H, classes=["X"] * 3)
+    assert torch.equal(net.head(0)[0], net.head(2)[0])

@@ -250,7 +250,7 @@ class Settings:
     epochs: int | None = None     # optimiser epochs per step (None: method default)
     epsilon: float = 0.005        # tau: the largest relative change of a propensity per leap
     # @network
-    network: str = "nade"         # nade | gru | transformer
+    network: str = "nade"         # nade | shared | gru | transformer
     hidden: int = 16
     layers: int = 1
     head: str = "onehot"          # onehot | smooth (logits smooth in n: runtime/networks.py)

@@ -244,16 +244,21 @@ def _split_named(net: torch.nn.Module, vec: torch.Tensor) -> dict[str, torch.Ten
     return out
 
 
+def _structured(net: AutoregressiveNet) -> bool:
+    """Does ``NadeScores`` describe the network's scores (a plain NADE)?"""
+    return isinstance(net, NADE) and net.structured
+
+
 def dense_scores(net: AutoregressiveNet, x: torch.Tensor) -> torch.Tensor:
     """(B, L) -> (B, P) the score matrix O, from the structure for NADE."""
-    if isinstance(net, NADE):
+    if _structured(net):
         return NadeScores.of(net, x).dense()
     return score_matrix(net, x)
 
 
 def gram_matrix(net: AutoregressiveNet, x: torch.Tensor) -> torch.Tensor:
     """(B, L) -> (B, B) O O^T of the raw (uncentred, unweighted) scores."""
-    if isinstance(net, NADE):
+    if _structured(net):
         return NadeScores.of(net, x).gram()
     O = score_matrix(net, x)
     return O @ O.t()
@@ -298,12 +303,12 @@ def solve_sr(net: AutoregressiveNet, x: torch.Tensor, weights: torch.Tensor | No
         if solver == "cholesky":
             delta, misfit, iterations = _solve_dense(net, x, w, sw, v_tilde, lam)
         elif solver == "structured":
-            if not isinstance(net, NADE):
+            if not _structured(net):
                 raise CRNSolverError(f"the structured solver needs a NADE network, not {net.kind}",
                                      hint="use solver 'cholesky' or 'cg'")
             delta, misfit, iterations = _solve_structured(NadeScores.of(net, x), w, sw, v_tilde, lam)
         elif solver == "mixed":
-            if not isinstance(net, NADE):
+            if not _structured(net):
                 raise CRNSolverError(f"the mixed solver needs a NADE network, not {net.kind}",
                                      hint="use solver 'cholesky' or 'cg'")
             delta, misfit, iterations = _solve_mixed(NadeScores.of(net, x), w, sw, v_tilde, lam)
@@ -421,7 +426,7 @@ def _auto_solver(net: AutoregressiveNet, rows: int) -> str:
     """The fastest choice that keeps float64 accuracy: the structured NADE Gram while the
     (merged) batch has fewer rows than the network has parameters (built in float32 and
     refined when it is large, "mixed"); dense scores otherwise (parameter space)."""
-    if isinstance(net, NADE) and rows < net.n_parameters():
+    if _structured(net) and rows < net.n_parameters():
         return "mixed" if net.V.dtype == torch.float64 and rows >= MIXED_ROWS else "structured"
     return "cholesky"
 
@@ -659,7 +664,7 @@ def conjugate_gradient(apply: Callable[[torch.Tensor], torch.Tensor], rhs: torch
 
 def _products(net: AutoregressiveNet, x: torch.Tensor):
     """(matvec d -> O d (B,), rmatvec z -> O^T z (P,)) without forming O."""
-    if isinstance(net, NADE):
+    if _structured(net):
         scores = NadeScores.of(net, x)
         return scores.matvec, scores.rmatvec
     from torch.func import functional_call, jvp, vjp

@@ -114,9 +114,13 @@ class AutoregressiveNet(nn.Module):
             for i, (phi, m) in enumerate(zip(bases, sizes.tolist())):
                 basis[i, :m, :coef_sizes[i]] = torch.eye(m, dtype=dtype) if phi is None else phi
             self.register_buffer("basis", basis, persistent=False)
+        self._make_heads(coef_sizes, dtype, generator)
+
+    def _make_heads(self, coef_sizes: torch.Tensor, dtype, generator) -> None:
+        """The output heads V (sum J_i, H) and b (sum J_i,), one block per species."""
         total = int(coef_sizes.sum())
-        scale = 0.1 / math.sqrt(hidden)
-        self.V = nn.Parameter(_uniform((total, hidden), scale, dtype, generator))
+        scale = 0.1 / math.sqrt(self.hidden)
+        self.V = nn.Parameter(_uniform((total, self.hidden), scale, dtype, generator))
         self.b = nn.Parameter(torch.zeros(total, dtype=dtype))
 
     # -- the part a subclass provides -------------------------------------------------------
@@ -331,6 +335,7 @@ class NADE(AutoregressiveNet):
     """h_i = sigmoid(c + W[:, :i] x_<i) (raw counts in), logits_i = b_i + V_i h_i."""
 
     kind = "nade"
+    structured = True       # natgrad may use the structured scores (NadeScores)
 
     def __init__(self, lower, upper, hidden=16, dtype=torch.float64, generator=None, head="onehot"):
         super().__init__(lower, upper, hidden, dtype, generator, head)
@@ -373,7 +378,7 @@ class NADE(AutoregressiveNet):
         ``fast`` (float64 nets): the recomputed conditionals (the (n, M_i) logits and their
         logsumexp, nearly all of the cost) in float32, 2.7x faster; the pre-activations and
         everything read off x stay float64."""
-        recompute = torch.float32 if fast and self.W.dtype == torch.float64 else self.W.dtype
+        recompute = torch.float32 if fast and self.c.dtype == torch.float64 else self.c.dtype
         B, K, L = shifted.shape
         k, inside_x = self.offsets_of(x)
         ks, inside = self.offsets_of(shifted.reshape(B * K, L))
@@ -404,7 +409,7 @@ class NADE(AutoregressiveNet):
             n = n_before[i - 1] if i else 0
             if n:
                 pre = torch.addmm(pre_x[i].index_select(0, parent[:n]), change[:n, :i],
-                                  self.W[:, :i].t())
+                                  self.input_weights(i))
                 raw_new = torch.addmm(b.to(recompute), torch.sigmoid(pre.to(recompute)),
                                       V.t().to(recompute))
                 term[:n] = log_softmax_at(raw_new, ks_t[i, :n]).to(term.dtype)
@@ -413,12 +418,24 @@ class NADE(AutoregressiveNet):
         return (log_p.masked_fill(~inside_x, float("-inf")),
                 log_ps.masked_fill(~inside, float("-inf")).view(B, K))
 
+    def input_weights(self, i: int) -> torch.Tensor:
+        """(i, H): the weight of x_j (j < i) in species i's pre-activation."""
+        return self.W[:, :i].t()
+
+    def next_pre_activation(self, a: torch.Tensor | None, x: torch.Tensor, i: int) -> torch.Tensor:
+        """(n, H) pre-activation of species i while sampling, from species i-1's (``a``;
+        None for i = 0) and the drawn x_<i: one rank-one update."""
+        if a is None:
+            return self.c.expand(x.shape[0], -1).clone()
+        return a + x[:, i - 1:i].to(a.dtype) * self.W[:, i - 1]
+
     @torch.no_grad()
     def sample(self, n, generator=None, transform=None):
         """Incremental ancestral sampling: one (n, H) update per species."""
         x = self.lower.expand(n, -1).clone()
-        a = self.c.expand(n, -1).clone()
+        a = None
         for i in range(self.n_species):
+            a = self.next_pre_activation(a, x, i)
             V, b = self.head(i)
             raw = torch.addmm(b, torch.sigmoid(a), V.t())                # (n, M_i)
             if transform is None:
@@ -429,8 +446,74 @@ class NADE(AutoregressiveNet):
                 probs = self._proposal(torch.log_softmax(padded, -1), i, transform)
             k = self._draw(probs, i, generator)
             x[:, i] = self.lower[i] + k
-            a = a + x[:, i:i + 1].to(a.dtype) * self.W[:, i]
         return x
+
+
+class SharedNADE(NADE):
+    """NADE whose weights are shared across sites, like a masked convolution over the sites:
+    a_i = c_i + sum_{j<i} U[i - j - 1] x_j (U (L-1, H): one weight vector per distance in the
+    species order, c (L, H) a bias per site), and one output head per class of species (the
+    same declared species, bounds and basis: X at every site of a lattice). Everything else
+    (exact sampling, log P, the neighbours' log P from x's conditionals) is NADE's; the
+    natural gradient uses the generic dense scores (few parameters: H (2 L - 1) + the heads
+    of one site)."""
+
+    kind = "shared"
+    structured = False
+
+    def __init__(self, lower, upper, hidden=16, dtype=torch.float64, generator=None,
+                 head="onehot", classes: Sequence | None = None):
+        self._class_names = None if classes is None else list(classes)
+        AutoregressiveNet.__init__(self, lower, upper, hidden, dtype, generator, head)
+        L = self.n_species
+        scale_w = 1.0 / (max(self.max_size - 1, 1) * math.sqrt(L))
+        self.U = nn.Parameter(_uniform((max(L - 1, 1), hidden), scale_w, dtype, generator))
+        self.c = nn.Parameter(_uniform((L, hidden), 1.0, dtype, generator))
+        distance = (torch.arange(L)[:, None] - torch.arange(L)[None, :] - 1).clamp(min=0)
+        self.register_buffer("distance", distance, persistent=False)              # (L, L)
+        self.register_buffer("before", torch.ones(L, L, dtype=torch.bool).tril(-1),
+                             persistent=False)
+
+    def _make_heads(self, coef_sizes, dtype, generator) -> None:
+        """One head table per class of species; ``head_source`` (sum J_i,) maps each
+        species' head rows to the rows of its class."""
+        names = self._class_names or [None] * self.n_species
+        keys = [(names[i], int(self.lower[i]), int(self.sizes[i]), int(coef_sizes[i]))
+                for i in range(self.n_species)]
+        first: dict = {}
+        rows, start = [], 0
+        for key in keys:
+            if key not in first:
+                first[key] = start
+                start += key[3]
+            rows.append(torch.arange(first[key], first[key] + key[3]))
+        self.register_buffer("head_source", torch.cat(rows), persistent=False)
+        scale = 0.1 / math.sqrt(self.hidden)
+        self.V_shared = nn.Parameter(_uniform((start, self.hidden), scale, dtype, generator))
+        self.b_shared = nn.Parameter(torch.zeros(start, dtype=dtype))
+
+    @property
+    def V(self) -> torch.Tensor:
+        return self.V_shared.index_select(0, self.head_source)
+
+    @property
+    def b(self) -> torch.Tensor:
+        return self.b_shared.index_select(0, self.head_source)
+
+    def weights(self) -> torch.Tensor:
+        """(L, L, H): the weight of x_j in species i's pre-activation (0 for j >= i)."""
+        return self.U[self.distance] * self.before.unsqueeze(-1)
+
+    def pre_activations(self, x):
+        L = self.n_species
+        xf = x.to(self.c.dtype)
+        return torch.baddbmm(self.c.unsqueeze(1), xf.expand(L, *xf.shape), self.weights())
+
+    def input_weights(self, i):
+        return self.U[:i].flip(0)
+
+    def next_pre_activation(self, a, x, i):
+        return self.c[i] + x[:, :i].to(self.c.dtype) @ self.input_weights(i)
 
 
 class GRUNet(AutoregressiveNet):
@@ -624,12 +707,14 @@ def head_basis(lower: int, size: int, head: str, dtype: torch.dtype) -> torch.Te
 
 def make_network(kind: str, lower: Sequence[int], upper: Sequence[int], hidden: int = 16,
                  layers: int = 1, dtype: torch.dtype = torch.float64,
-                 generator: torch.Generator | None = None, head: str = "onehot") -> AutoregressiveNet:
+                 generator: torch.Generator | None = None, head: str = "onehot",
+                 classes: Sequence | None = None) -> AutoregressiveNet:
     """A fresh autoregressive network over species with values lower_i..upper_i (inclusive).
 
     ``generator`` (optional) makes the initial parameters reproducible. NADE has one hidden
     layer by construction (``layers`` applies to gru and transformer). ``head``: onehot or
-    smooth (see the module docstring).
+    smooth (see the module docstring). ``classes`` (one name per species, e.g. the declared
+    species of each lattice site) tells ``shared`` which species share a head.
     """
     if dtype not in (torch.float32, torch.float64):
         raise CRNSolverError(f"unsupported network dtype {dtype}", hint="use float32 or float64")
@@ -637,6 +722,8 @@ def make_network(kind: str, lower: Sequence[int], upper: Sequence[int], hidden: 
         raise CRNSolverError("network hidden width and layers must be at least 1")
     if kind == "nade":
         return NADE(lower, upper, hidden, dtype, generator, head)
+    if kind == "shared":
+        return SharedNADE(lower, upper, hidden, dtype, generator, head, classes)
     if kind == "gru":
         return GRUNet(lower, upper, hidden, layers, dtype, generator, head)
     if kind == "transformer":

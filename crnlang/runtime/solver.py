@@ -118,6 +118,13 @@ def rank_generator_state(state: dict, rank: int, processes: int) -> torch.Tensor
     return state["rng_by_rank"][rank] if "rng_by_rank" in state else state["rng"]
 
 
+def species_classes(kernel) -> list[str]:
+    """The declared species of each state-vector species ("X" for every X[i, j]): the
+    species a ``shared`` network gives one output head."""
+    base = getattr(kernel.MODEL, "species_base", None) or {}
+    return [base.get(name, name) for name in kernel.SPECIES]
+
+
 def check_bounded(kernel) -> None:
     """Refuse a reduced species without an upper bound (CRNAnalysisError naming it)."""
     for name, hi in zip(kernel.SPECIES, kernel.UPPER):
@@ -220,7 +227,7 @@ def run_neural(kernel, settings, *, checkpoint_dir=None, resume: bool = False,
     with torch.device("cpu"):           # the same initial parameters on every device
         net = make_network(settings.network, lower, upper, hidden=settings.hidden,
                            layers=settings.layers, dtype=dtype, generator=generator,
-                           head=settings.head)
+                           head=settings.head, classes=species_classes(kernel))
     net = net.to(device)
     if device.type != "cpu":            # the samples' stream, where the samples are drawn
         generator = torch.Generator(device=device).manual_seed(int(settings.seed))
