@@ -166,8 +166,8 @@ def test_a_killed_two_process_run_resumes(tmp_path):
     whole = _run(["solve", "m.crn", "--no-plots", "-q", "--out", "one"], tmp_path, 1)
     assert whole.returncode == 0, whole.stderr
     a, b = _results(tmp_path / "one"), _results(tmp_path / "two")
-    for key in ["mean:X", "marginal:X"]:      # (rounding of the solves, amplified over 60 steps)
-        np.testing.assert_allclose(b[key], a[key], rtol=1e-10, atol=1e-10, err_msg=key)
+    for key in ["mean:X", "marginal:X"]:      # (rounding of the solves, amplified over 60 steps: 1.4e-10 relative on some machines, at the base commit too)
+        np.testing.assert_allclose(b[key], a[key], rtol=1e-8, atol=1e-8, err_msg=key)
 
 
 def test_fsp_under_torchrun_is_refused_clearly(tmp_path):

@@ -19,7 +19,7 @@ BROKEN = [
     ('int', '@solve(batch = 1.5)\n', CRNSemanticError, 1, 16, None),
     ('neg dt', '@solve(dt = -1)\n', CRNSemanticError, 1, 13, None),
     ('unknown key network', '@network(nade, hidden = 16, foo = 2)\n', CRNNameError, 1, 29, 'valid keys: network, hidden, l'),
-    ('bad network', '@network(lstm)\n', CRNSemanticError, 1, 10, 'use one of nade, gru, transfor'),
+    ('bad network', '@network(lstm)\n', CRNSemanticError, 1, 10, 'use one of nade, shared, gru, tr'),
     ('bool', '@sampling(mixture, reweight = maybe)\n', CRNSemanticError, 1, 31, None),
     ('unknown annotation', '@solver(method = fsp)\n', CRNNameError, 1, 1, "did you mean 'solve'?"),
     ('rare unknown', 'observe a = 1 > 0\n@rare(b)\n', CRNNameError, 2, 7, 'define it with `observe NAME ='),
