@@ -13,6 +13,7 @@ are checked equal before timing.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,26 +25,14 @@ from crnlang.codegen.emit import emit
 from crnlang.codegen.loader import load_kernel
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from bench_propensities import best_time  # noqa: E402
 SHAPES = ("chain(2)", "grid(3, 3)", "grid(4, 4)", "grid(8, 8)")
 
 
 def schlogl_on(shape: str) -> crnlang.Model:
     text = (REPO / "examples" / "schlogl2d.crn").read_text(encoding="utf-8")
     return crnlang.parse(text.replace("grid(3, 3)", shape))
-
-
-def best_time(fn, repeats: int, device: torch.device) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def calls(kernel, x):
